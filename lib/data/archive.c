@@ -87,9 +87,54 @@ static int png_member(Builder *b, struct archive *a, struct archive_entry *ent, 
     return rc;
 }
 
+/* CIFAR name files met before the first batch are kept until the variant is
+ * known (CIFAR-100's come first in its tarball). */
+typedef struct Pending {
+    char name[256];
+    uint8_t *text;
+    size_t n;
+} Pending;
+
+static int pending_keep(Pending *p, struct archive *a, const char *member, const char *name, XErr *e)
+{
+    Member m = { a };
+    XStream s;
+    int rc;
+    if (p->text)
+        return XE_OK;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    rc = xstream_open_fn(&s, member_read, &m, member, e);
+    if (rc == XE_OK)
+        rc = xstream_read_all(&s, &p->text, &p->n, 1 << 20, e);
+    xstream_release(&s);
+    return rc;
+}
+
+static int pending_apply(Pending *p, Builder *b, int variant, const char *path, XErr *e)
+{
+    Split split;
+    FILE *f;
+    XStream s;
+    char member[1024];
+    int rc;
+    if (!p->text || cifar_member_kind(p->name, variant, b->opt->coarse, &split) != 2)
+        return XE_OK;
+    f = fmemopen(p->text, p->n ? p->n : 1, "rb");
+    if (!f)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    snprintf(member, sizeof member, "%s:%s", path, p->name);
+    rc = xstream_open_file(&s, f, member, e);
+    if (rc == XE_OK)
+        rc = cifar_read_names(b, variant, &s, e);
+    xstream_release(&s);
+    fclose(f);
+    return rc;
+}
+
 int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, IngestFormat fmt,
                    IngestFormat *found, XErr *e)
 {
+    Pending pend[3] = { { "", NULL, 0 } };
     struct archive *a = archive_read_new();
     struct archive_entry *ent;
     NpzKeras *keras = NULL;
@@ -125,13 +170,28 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
                 mode = FORMAT_IMGFOLDER;
             else if (has_ext(name, ".jpg") || has_ext(name, ".jpeg"))
                 mode = FORMAT_IMGFOLDER; /* the PNG reader names the problem */
-            else
-                continue; /* readme.html, meta files before any data, ... */
+            else {
+                /* readme.html, or CIFAR name files before any batch */
+                int slot = !strcmp(base_name(name), "batches.meta.txt")       ? 0
+                           : !strcmp(base_name(name), "fine_label_names.txt") ? 1
+                           : !strcmp(base_name(name), "coarse_label_names.txt") ? 2
+                                                                                : -1;
+                if (slot >= 0 && pending_keep(&pend[slot], a, member, name, e)) {
+                    member_fail(a, member, e);
+                    goto cleanup;
+                }
+                continue;
+            }
         }
         if (mode == FORMAT_CIFAR10 || mode == FORMAT_CIFAR100) {
             int variant = mode == FORMAT_CIFAR10 ? 10 : 100;
-            if (!cifar && cifar_begin(b, variant, e))
-                goto cleanup;
+            if (!cifar) {
+                if (cifar_begin(b, variant, e))
+                    goto cleanup;
+                for (int k = 0; k < 3; k++)
+                    if (pending_apply(&pend[k], b, variant, path, e))
+                        goto cleanup;
+            }
             cifar = 1;
             kind = cifar_member_kind(name, variant, b->opt->coarse, &split);
             if (kind) {
@@ -216,6 +276,8 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
     *found = mode;
     rc = XE_OK;
 cleanup:
+    for (int k = 0; k < 3; k++)
+        free(pend[k].text);
     npz_keras_free(keras);
     archive_read_free(a);
     return rc;

@@ -101,11 +101,22 @@ int builder_rename_class(Builder *b, int label, const char *name, XErr *e)
     char *n;
     if (label < 0 || label >= b->ncls)
         return xerr_set(e, XE_FAIL, "class %d out of range", label);
+    if (!strcmp(b->cls[label].name, name))
+        return XE_OK;
+    if (b->opt->classes && b->added)
+        return xerr_set(e, XE_FAIL, "class %d is named '%s' after images were selected as '%s'", label, name,
+                        b->cls[label].name);
     n = strdup(name);
     if (!n)
         return xerr_set(e, XE_FAIL, "out of memory");
     free(b->cls[label].name);
     b->cls[label].name = n;
+    if (b->opt->classes) {
+        /* --classes may name the new names: map every class again */
+        memset(b->token_hit, 0, (size_t)b->opt->nclasses * sizeof *b->token_hit);
+        for (int i = 0; i < b->ncls; i++)
+            b->cls[i].out = class_output(b, i, b->cls[i].name);
+    }
     return XE_OK;
 }
 

@@ -187,6 +187,9 @@ static int imgfolder_png_read(png_structp png, png_infop info, PngDecode *d, int
     int depth, color;
     size_t rowbytes;
     png_set_read_fn(png, d, png_on_read);
+    /* Skip every ancillary chunk but tRNS: text, ICC profiles and the like
+     * are not needed, and are not buffered (an sPLT may claim 2 GB). */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     png_read_info(png, info);
     width = png_get_image_width(png, info);
     height = png_get_image_height(png, info);

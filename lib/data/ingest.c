@@ -166,6 +166,8 @@ static int read_files(Builder *b, char *const *paths, int n, IngestFormat fmt, I
         Split sp;
         if (k < 0)
             return e->code;
+        if (k == KIND_UNKNOWN && strstr(paths[i], "ubyte"))
+            k = KIND_IDX; /* named like IDX: let the IDX reader say what is wrong */
         if (k == KIND_UNKNOWN && fmt == FORMAT_AUTO) {
             if (cifar_member_kind(paths[i], 10, 0, &sp) == 1)
                 fmt = FORMAT_CIFAR10;
@@ -256,7 +258,8 @@ static int read_dir(Builder *b, const char *dir, IngestFormat fmt, IngestFormat 
             free(p);
             goto cleanup;
         }
-        if ((k == KIND_UNKNOWN || k == KIND_PNG) && cifar_member_kind(p, 10, 0, &sp) != 1 &&
+        if ((k == KIND_UNKNOWN || k == KIND_PNG) && !strstr(de->d_name, "ubyte") &&
+            cifar_member_kind(p, 10, 0, &sp) != 1 &&
             cifar_member_kind(p, 100, 0, &sp) != 1 && fmt != FORMAT_CIFAR10 && fmt != FORMAT_CIFAR100) {
             free(p); /* README, meta files, stray images */
             continue;

@@ -85,24 +85,21 @@ static void npy_skip_space(NpyParser *ps)
 
 static int npy_parse_string(NpyParser *ps, char *out, size_t cap)
 {
-    char quote;
-    size_t len = 0;
+    const char *q;
+    size_t len;
     if (ps->p == ps->end || (*ps->p != '\'' && *ps->p != '"'))
         return npy_syntax(ps, "expected a string");
-    quote = *ps->p++;
-    while (ps->p < ps->end && *ps->p != quote) {
-        unsigned char ch = (unsigned char)*ps->p;
-        if (ch == '\\' || ch < 0x20)
+    for (q = ps->p + 1; q < ps->end && *q != *ps->p && *q != '\n'; q++)
+        if (*q == '\\' || (unsigned char)*q < 0x20)
             return npy_syntax(ps, "unsupported character in a string");
-        if (len + 1 >= cap)
-            return npy_syntax(ps, "string too long");
-        out[len++] = (char)ch;
-        ps->p++;
-    }
-    if (ps->p == ps->end)
+    if (q == ps->end || *q == '\n')
         return npy_syntax(ps, "unterminated string");
-    ps->p++;
+    len = (size_t)(q - ps->p - 1);
+    if (len >= cap)
+        return npy_syntax(ps, "string too long");
+    memcpy(out, ps->p + 1, len);
     out[len] = '\0';
+    ps->p = q + 1;
     return XE_OK;
 }
 
