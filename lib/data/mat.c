@@ -36,7 +36,8 @@ static const char *const mat_class_names[] = {
 typedef struct MatSrc {
     XStream *s;         /* parent stream; NULL once the rest was read into in */
     uint64_t at;        /* parent offset of the element's tag (messages) */
-    uint64_t raw_left;  /* compressed bytes of the element not yet taken from s */
+    uint64_t raw_size;  /* compressed bytes of the element */
+    uint64_t raw_left;  /* of those, not yet taken from s */
     uint64_t out_left;  /* bytes of the element being parsed not yet delivered */
     int zlib, z_live, z_end;
     z_stream z;
@@ -152,6 +153,13 @@ static int mat_skip_stream(Mat *m, uint64_t n, const char *what, XErr *e)
     return XE_OK;
 }
 
+static int src_truncated(Mat *m, const MatSrc *r, size_t got, XErr *e)
+{
+    return xerr_set(e, XE_FAIL, "'%s': truncated: compressed element at offset %llu holds %llu bytes, the file ends after %llu",
+                    m->s->name, (unsigned long long)r->at, (unsigned long long)r->raw_size,
+                    (unsigned long long)(r->raw_size - r->raw_left + got));
+}
+
 static void src_release(MatSrc *r)
 {
     if (r->z_live)
@@ -166,7 +174,7 @@ static int src_open_zlib(Mat *m, MatSrc *r, uint64_t at, uint32_t n, XErr *e)
     r->s = m->s;
     r->at = at;
     r->zlib = 1;
-    r->raw_left = n;
+    r->raw_size = r->raw_left = n;
     r->in = malloc(MAT_IN_CAP);
     if (!r->in)
         return xerr_set(e, XE_FAIL, "'%s': out of memory", m->s->name);
@@ -197,8 +205,7 @@ static int src_fill(Mat *m, MatSrc *r, XErr *e)
     if (xstream_read(r->s, r->in, k, &got, e))
         return e->code;
     if (got < k)
-        return xerr_set(e, XE_FAIL, "'%s': truncated: compressed element at offset %llu needs %llu more bytes, got %zu",
-                        m->s->name, (unsigned long long)r->at, (unsigned long long)r->raw_left, got);
+        return src_truncated(m, r, got, e);
     r->raw_left -= k;
     r->z.next_in = r->in;
     r->z.avail_in = (uInt)k;
@@ -317,8 +324,7 @@ static int src_detach(Mat *m, MatSrc *r, XErr *e)
         }
         if (got < k) {
             free(mem);
-            return xerr_set(e, XE_FAIL, "'%s': truncated: compressed element at offset %llu needs %llu more bytes, got %zu",
-                            m->s->name, (unsigned long long)r->at, (unsigned long long)r->raw_left, got);
+            return src_truncated(m, r, got, e);
         }
         len += k;
         r->raw_left -= k;
