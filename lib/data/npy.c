@@ -15,7 +15,7 @@
 #define NPY_MAX_DIMS 8
 /* Images reserved in the builder ahead of the data actually read: a header
  * may promise far more than the stream holds. */
-#define NPY_RESERVE_BYTES ((size_t)64 << 20)
+#define NPY_RESERVE_BYTES ((size_t)16 << 20)
 /* Keras labels become class names "0".."max". */
 #define NPY_MAX_LABEL (XFER_MAX_CLASSES - 1)
 

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Runs every tests/cli/t*.sh with fresh fixtures and a scratch directory,
+# and prints "N passed, N failed". Exit status 1 if anything failed.
+top=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$top/bin
+work=$(mktemp -d /tmp/xfer-cli.XXXXXX)
+FX=$work/fixtures
+export BIN FX
+"$top/build/tests/gen-fixtures" "$FX" || { echo "cli: generating fixtures failed"; exit 1; }
+pass=0
+fail=0
+for t in "$top"/tests/cli/t*.sh; do
+    name=$(basename "$t" .sh)
+    T=$work/$name
+    mkdir -p "$T"
+    (cd "$T" && T=$T name=$name sh -c ". '$top/tests/cli/lib.sh'; . '$t'; finish")
+    if [ -f "$T/counts" ]; then
+        read p f <"$T/counts"
+    else
+        p=0 f=1
+        echo "FAIL [$name] the script stopped early"
+    fi
+    echo "cli $name: $p passed, $f failed"
+    pass=$((pass + p))
+    fail=$((fail + f))
+done
+rm -rf "$work"
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

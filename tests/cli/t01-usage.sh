@@ -1,0 +1,31 @@
+# Usage, exit codes, and placeholders that do not pretend to work.
+run ingest --help
+expect_rc 0
+grep -q '^usage: xfer-ingest' "$out" && ok || bad "--help prints no usage"
+run ingest
+expect_rc 2
+run ingest frobnicate
+expect_rc 2
+expect_err_line "xfer-ingest: unknown command 'frobnicate' (add, list, show, bench, runs)"
+run ingest add
+expect_rc 2
+expect_err_line "xfer-ingest: add: --name NAME is required (see 'xfer-ingest --help')"
+run ingest add "$FX/idx/mnist" --name 'bad/name' --db "$T/x.db"
+expect_rc 2
+run ingest --db "$T/x.db" add "$FX/idx/mnist" --name ok --resize 0x4
+expect_rc 2
+expect_err_line "xfer-ingest: --resize: '0' is not an integer in 1..4096"
+run ingest --db "$T/x.db" add "$FX/idx/mnist" --name ok --format jpeg
+expect_rc 2
+expect_err_line "xfer-ingest: --format: unknown format 'jpeg' (valid: idx, cifar10, cifar100, npy, npz, svhn, imgfolder)"
+expect_absent "$T/x.db" "$T/x.db.tasks"
+run ingest --db "$T/none.db" list
+expect_rc 1
+expect_err_match "xfer-ingest: database '$T/none.db': No such file or directory"
+for tool in train-meta predict search; do
+    run "$tool" run
+    expect_rc 2
+    grep -q "not implemented yet" "$err" && ok || bad "$tool does not say it is not implemented"
+    run "$tool" --help
+    expect_rc 0
+done
