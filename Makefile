@@ -43,6 +43,9 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 FX_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/fixtures/*.c))
 GEN_BINS := $(BUILD)/tests/gen-fixtures
 
+# Keep intermediate objects (the fuzzers' instrumented library among them).
+.SECONDARY:
+
 .PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench demo clean banner
 all: banner $(BINS)
 

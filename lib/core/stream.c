@@ -185,21 +185,18 @@ int xstream_at_end(XStream *s, XErr *e)
 
 int xstream_read_all(XStream *s, uint8_t **out, size_t *n, size_t max, XErr *e)
 {
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = max < (1u << 16) ? max + 1 : 1u << 16, len = 0;
     uint8_t *buf = malloc(cap);
     *out = NULL;
     *n = 0;
     if (!buf)
         return xerr_set(e, XE_FAIL, "'%s': out of memory", s->name);
+    /* One byte of room past max tells "more than max" from "exactly max". */
     for (;;) {
         size_t got;
         if (len == cap) {
             uint8_t *nb;
-            if (cap >= max) {
-                free(buf);
-                return xerr_set(e, XE_FAIL, "'%s': larger than %zu bytes", s->name, max);
-            }
-            cap = cap * 2 > max ? max : cap * 2;
+            cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
             nb = realloc(buf, cap);
             if (!nb) {
                 free(buf);
@@ -212,6 +209,10 @@ int xstream_read_all(XStream *s, uint8_t **out, size_t *n, size_t max, XErr *e)
             return e->code;
         }
         len += got;
+        if (len > max) {
+            free(buf);
+            return xerr_set(e, XE_FAIL, "'%s': data continues after %zu bytes", s->name, max);
+        }
         if (got == 0)
             break;
     }

@@ -80,6 +80,7 @@ static void table_free(Table *t)
     free(t->rows);
 }
 
+
 static int table_read(const char *path, Table *t, XErr *e)
 {
     struct csv_parser p;
@@ -106,6 +107,8 @@ static int table_read(const char *path, Table *t, XErr *e)
     }
     csv_free(&p);
     free(buf);
+    if (rc)
+        table_free(t);
     return rc;
 }
 

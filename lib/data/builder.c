@@ -141,7 +141,10 @@ static int grow(SplitBuf *sb, size_t need, size_t img, XErr *e)
     if (need <= sb->cap)
         return XE_OK;
     if (sb->want >= need) {
-        cap = sb->want;
+        /* the reader's count, in steps of at most 256 MiB: counts in
+         * headers are not trusted to be backed by data */
+        size_t step = img ? ((size_t)256 << 20) / img + 1 : sb->want;
+        cap = sb->want - need > step ? need + step : sb->want;
     } else {
         cap = sb->cap ? sb->cap : 1024;
         while (cap < need)

@@ -34,6 +34,7 @@ static int read_header(XStream *s, int *ndims, uint32_t dims[4], XErr *e)
 int idx_read_array(XStream *s, int *ndims, uint32_t dims[4], uint8_t **data, XErr *e)
 {
     uint64_t n = 1;
+    size_t got;
     *data = NULL;
     if (read_header(s, ndims, dims, e))
         return e->code;
@@ -42,16 +43,14 @@ int idx_read_array(XStream *s, int *ndims, uint32_t dims[4], uint8_t **data, XEr
         if (n > XFER_MAX_MEMBER)
             return xerr_set(e, XE_FAIL, "'%s': IDX array too large", s->name);
     }
-    *data = malloc(n ? n : 1);
-    if (!*data)
-        return xerr_set(e, XE_FAIL, "'%s': out of memory", s->name);
-    if (xstream_read_exact(s, *data, n, "IDX data", e) ||
-        (xstream_at_end(s, e) != 1 &&
-         xerr_set(e, XE_FAIL, "'%s': data continues after the %llu bytes the header declares", s->name,
-                  (unsigned long long)n))) {
+    /* Grow with the data actually there: the header is not trusted. */
+    if (xstream_read_all(s, data, &got, (size_t)n, e))
+        return e->code;
+    if (got < n) {
         free(*data);
         *data = NULL;
-        return e->code;
+        return xerr_set(e, XE_FAIL, "'%s': truncated: the header declares %llu bytes of data, the file has %zu",
+                        s->name, (unsigned long long)n, got);
     }
     return XE_OK;
 }

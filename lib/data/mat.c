@@ -305,36 +305,31 @@ static int src_detach(Mat *m, MatSrc *r, XErr *e)
         return xerr_set(e, XE_FAIL, "'%s': out of memory", m->s->name);
     if (len)
         memcpy(mem, r->z.next_in, len);
-    while (r->raw_left > 0) {
-        size_t k, got;
-        if (len == cap) {
-            size_t ncap = cap * 2 - len < r->raw_left ? cap * 2 : len + (size_t)r->raw_left;
-            uint8_t *nm = realloc(mem, ncap);
-            if (!nm) {
-                free(mem);
-                return xerr_set(e, XE_FAIL, "'%s': out of memory", m->s->name);
-            }
-            mem = nm;
-            cap = ncap;
-        }
-        k = cap - len < r->raw_left ? cap - len : (size_t)r->raw_left;
-        if (xstream_read(r->s, mem + len, k, &got, e)) {
-            free(mem);
-            return e->code;
-        }
-        if (got < k) {
-            free(mem);
-            return src_truncated(m, r, got, e);
-        }
-        len += k;
-        r->raw_left -= k;
-    }
+    /* r owns the buffer from here on: src_release frees it on any error. */
     free(r->in);
     r->in = mem;
     r->in_len = len;
     r->in_pos = 0;
     r->z.next_in = NULL;
     r->z.avail_in = 0;
+    while (r->raw_left > 0) {
+        size_t k, got;
+        if (r->in_len == cap) {
+            size_t ncap = cap * 2 - r->in_len < r->raw_left ? cap * 2 : r->in_len + (size_t)r->raw_left;
+            uint8_t *nm = realloc(r->in, ncap);
+            if (!nm)
+                return xerr_set(e, XE_FAIL, "'%s': out of memory", m->s->name);
+            r->in = nm;
+            cap = ncap;
+        }
+        k = cap - r->in_len < r->raw_left ? cap - r->in_len : (size_t)r->raw_left;
+        if (xstream_read(r->s, r->in + r->in_len, k, &got, e))
+            return e->code;
+        if (got < k)
+            return src_truncated(m, r, got, e);
+        r->in_len += k;
+        r->raw_left -= k;
+    }
     r->s = NULL;
     return XE_OK;
 }

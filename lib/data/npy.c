@@ -471,6 +471,11 @@ static int npy_bad_value(const char *name, const NpyHeader *h, const uint8_t *p,
 static int npy_convert_int(const NpyHeader *h, const NpyImages *im, uint8_t *raw, size_t n,
                            uint8_t *out, uint64_t first, const char *name, XErr *e)
 {
+    if (h->kind == NPY_UINT && h->size == 1) {
+        if (out != raw)
+            memcpy(out, raw, n);
+        return XE_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = raw + i * (size_t)h->size;
         int huge;

@@ -19,7 +19,7 @@ expect_rc 0
 check_bad "$FX/idx/truncated" "xfer-ingest: '*/train-images-idx3-ubyte': truncated: expected 64 bytes of an image at offset 336, got 3"
 check_bad "$FX/idx/badmagic" "xfer-ingest: '*/train-images-idx3-ubyte': IDX element type 0x07 is not supported*"
 check_bad "$FX/idx/mismatch" "xfer-ingest: '*/train-images-idx3-ubyte': 20 images but '*' has 19 labels"
-check_bad "$FX/idx/trailing" "xfer-ingest: '*/t10k-labels-idx1-ubyte': data continues after the 10 bytes*"
+check_bad "$FX/idx/trailing" "xfer-ingest: '*/t10k-labels-idx1-ubyte': data continues after 10 bytes"
 check_bad "$FX/idx/corruptgz" "xfer-ingest: '*/train-images-idx3-ubyte.gz': corrupt gzip data near byte *"
 check_bad "$FX/cifar/truncated.tar.gz" "xfer-ingest: '*truncated.tar.gz:cifar-10-batches-bin/*': corrupt or truncated archive: *"
 check_bad "$FX/cifar/badsize" "xfer-ingest: '*/data_batch_1.bin': 9119 bytes, not a multiple of the CIFAR-10 record size 3073*"

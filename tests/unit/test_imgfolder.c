@@ -9,7 +9,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +18,9 @@
 #include "core/config.h"
 #include "data/readers.h"
 #include "fixtures/fx_png.h"
+#include "fixtures/fx_util.h"
 
 static const IngestOpts no_opts; /* zeroed: no options, no validation split */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static char *make_tmpdir(void)
 {
@@ -347,7 +334,7 @@ static void test_read_dir_tree(void **state)
         fail_msg("%s", e.msg);
     expect_tree(&b);
     builder_release(&b);
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -405,7 +392,7 @@ static void test_read_dir_standard(void **state)
     expect_dir_error(dir, "missing", NULL, want);
     snprintf(want, sizeof want, "'%s/png/rgb8.png': not a directory", dir);
     expect_dir_error(dir, "png/rgb8.png", NULL, want);
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -447,7 +434,7 @@ static void test_read_dir_symlinks(void **state)
     snprintf(want, sizeof want, "'%s': No such file or directory", path);
     expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -458,7 +445,7 @@ static void test_read_dir_unreadable(void **state)
     XErr e = { 0 };
     (void)state;
     if (geteuid() == 0) {
-        rm_tree(dir);
+        fx_rmtree(dir);
         free(dir);
         skip(); /* root reads everything */
     }
@@ -478,7 +465,7 @@ static void test_read_dir_unreadable(void **state)
     expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
     assert_int_equal(chmod(path, 0755), 0);
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -521,7 +508,7 @@ static void test_archives(void **state)
         expect_tree(&b);
         builder_release(&b);
     }
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 

@@ -8,30 +8,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <zlib.h>
 
 #include "data/readers.h"
 #include "fixtures/fx_svhn.h"
+#include "fixtures/fx_util.h"
 
 static const IngestOpts no_opts; /* zeroed: no options, no validation split */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static char *make_tmpdir(void)
 {
@@ -143,7 +128,7 @@ static void test_layouts(void **state)
                      .extra = (k >> 3) & 1 ? 2 : 0 };
         expect_roundtrip(dir, &o);
     }
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -158,7 +143,7 @@ static void test_label_types(void **state)
                          .compress = (int)t & 1 };
             expect_roundtrip(dir, &o);
         }
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -183,7 +168,7 @@ static void test_shapes(void **state)
                                          .y_first = (k >> 1) & 1, .big_endian = k >> 2 });
     /* No images at all: the reader accepts it, builder_finish will not. */
     expect_roundtrip(dir, &(FxSvhn){ .n = 0, .h = 4, .w = 4 });
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -195,7 +180,7 @@ static void test_label_values(void **state)
     (void)state;
     expect_roundtrip(dir, &(FxSvhn){ .n = 12, .h = 2, .w = 2, .labels = labels, .compress = 1 });
     expect_roundtrip(dir, &(FxSvhn){ .n = 12, .h = 2, .w = 2, .labels = labels, .y_type = 7 });
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -256,7 +241,7 @@ static void test_standard(void **state)
         expect_error(rc, &e, bad[k].text);
         builder_release(&b);
     }
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
@@ -300,16 +285,12 @@ static void test_gzip(void **state)
     FxSvhn o = { .n = 10, .h = 4, .w = 6 };
     uint8_t *p;
     size_t n;
-    gzFile gz;
     Builder b;
     XErr e = { 0 };
     (void)state;
     assert_int_equal(fx_svhn_encode(&o, &p, &n, NULL, NULL), 0);
     snprintf(path, sizeof path, "%s/train_32x32.mat.gz", dir);
-    gz = gzopen(path, "wb");
-    assert_non_null(gz);
-    assert_int_equal(gzwrite(gz, p, (unsigned)n), (int)n);
-    assert_int_equal(gzclose(gz), Z_OK);
+    assert_int_equal(fx_write(path, p, n, 1), 0);
     builder_init(&b, &no_opts);
     assert_int_equal(svhn_begin(&b, &e), XE_OK);
     if (read_path(&b, path, SPLIT_TRAIN, &e))
@@ -317,7 +298,7 @@ static void test_gzip(void **state)
     expect_images(&b, SPLIT_TRAIN, 0, &o);
     builder_release(&b);
     free(p);
-    rm_tree(dir);
+    fx_rmtree(dir);
     free(dir);
 }
 
