@@ -73,7 +73,7 @@ bin/xfer-%: $(BUILD)/%/main.o $(LIBXFER)
 
 # Fixture writers (tests/fixtures) serve the unit tests, the CLI tests
 # (through gen-fixtures) and the fuzzers' seed corpora.
-$(BUILD)/tests/unit: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(FX_OBJ) $(LIBXFER)
+$(BUILD)/tests/unit-tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(FX_OBJ) $(LIBXFER)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -103,8 +103,8 @@ fuzz-smoke:
 
 test-cli: $(BINS) $(GEN_BINS)
 	sh tests/cli/run.sh
-test-unit: $(BUILD)/tests/unit $(GEN_BINS)
-	$(BUILD)/tests/unit
+test-unit: $(BUILD)/tests/unit-tests $(GEN_BINS)
+	$(BUILD)/tests/unit-tests
 
 # The unit tests come last: `make check` ends with cmocka's summary.
 check: all

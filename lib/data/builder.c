@@ -146,7 +146,8 @@ static int grow(SplitBuf *sb, size_t need, size_t img, XErr *e)
         size_t step = img ? ((size_t)256 << 20) / img + 1 : sb->want;
         cap = sb->want - need > step ? need + step : sb->want;
     } else {
-        cap = sb->cap ? sb->cap : 1024;
+        /* start with 1024 images, or 64 MiB of large ones */
+        cap = sb->cap ? sb->cap : img && img > ((size_t)64 << 20) / 1024 ? ((size_t)64 << 20) / img + 1 : 1024;
         while (cap < need)
             cap *= 2;
     }

@@ -252,6 +252,11 @@ static int imgfolder_decode_png(PngDecode *d, int *h, int *w, int *c, const char
     return rc;
 }
 
+/* Rules beyond readers.h: obvious non-images are skipped (imgfolder_skip_path);
+ * the content decides, so PNG data under another name is read and anything
+ * else is an error; an image whose parent is the top or a split directory
+ * has no class and is an error; a class exists from its first image, so a
+ * directory holding no image adds no class. */
 int imgfolder_add_png(Builder *b, const char *relpath, const uint8_t *data, size_t n,
                       const char *where, XErr *e)
 {
@@ -302,8 +307,10 @@ int imgfolder_add_png(Builder *b, const char *relpath, const uint8_t *data, size
     d.n = n;
     if (imgfolder_decode_png(&d, &h, &w, &c, where, e))
         goto cleanup;
-    if (builder_class(b, cls, &label, e))
+    if (builder_class(b, cls, &label, e)) {
+        xerr_prefix(e, "%s: ", where);
         goto cleanup;
+    }
     if (builder_add(b, (Split)split, label, d.pix, h, w, c, where, e))
         goto cleanup;
     rc = XE_OK;

@@ -61,9 +61,7 @@ static int npy_host_big(void)
 
 static void npy_format_shape(const NpyHeader *h, char *buf, size_t n)
 {
-    size_t len = 0;
-    buf[0] = '\0';
-    len += (size_t)snprintf(buf, n, "(");
+    size_t len = (size_t)snprintf(buf, n, "(");
     for (int i = 0; i < h->ndim && len < n; i++)
         len += (size_t)snprintf(buf + len, n - len, "%s%llu", i ? ", " : "",
                                 (unsigned long long)h->shape[i]);

@@ -66,7 +66,7 @@ static void add_fixture(Builder *b, const char *relpath, FxPngKind kind, int h, 
         fail_msg("'%s': %s", relpath, e->msg);
 }
 
-static void test_png_layouts(void **state)
+static void test_imgfolder_png_layouts(void **state)
 {
     (void)state;
     for (int k = 0; k < FX_PNG_KIND_COUNT; k++) {
@@ -93,7 +93,7 @@ static void test_png_layouts(void **state)
 
 /* Spot checks of the pattern itself, so that fx_png_expect cannot agree with
  * a reader by both being wrong the same way. */
-static void test_png_known_values(void **state)
+static void test_imgfolder_png_known_values(void **state)
 {
     Builder b;
     XErr e = { 0 };
@@ -119,7 +119,7 @@ static void test_png_known_values(void **state)
     builder_release(&b);
 }
 
-static void test_split_and_class(void **state)
+static void test_imgfolder_split_and_class(void **state)
 {
     static const struct {
         const char *path;
@@ -156,7 +156,7 @@ static void test_split_and_class(void **state)
     builder_release(&b);
 }
 
-static void test_class_order(void **state)
+static void test_imgfolder_class_order(void **state)
 {
     Builder b;
     XErr e = { 0 };
@@ -177,7 +177,7 @@ static void test_class_order(void **state)
     builder_release(&b);
 }
 
-static void test_skipped_files(void **state)
+static void test_imgfolder_skipped_files(void **state)
 {
     static const char *const paths[] = {
         ".DS_Store", "cat/.hidden.png", ".git/cat/x.png", "__MACOSX/cat/._a.png",
@@ -211,7 +211,7 @@ static void expect_add_error(const char *relpath, const void *data, size_t n, co
     builder_release(&b);
 }
 
-static void test_bad_files(void **state)
+static void test_imgfolder_bad_files(void **state)
 {
     static const uint8_t jpeg[] = { 0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1 };
     static const char gif[] = "GIF89a\1\0\1\0", bmp[] = "BM\0\0\0\0\0\0\0\0",
@@ -258,7 +258,7 @@ static void test_bad_files(void **state)
 }
 
 /* Every cut of a valid PNG, IEND included, is an error naming the file. */
-static void test_truncated(void **state)
+static void test_imgfolder_truncated(void **state)
 {
     uint8_t *png;
     size_t n, ntrunc = 0;
@@ -278,7 +278,7 @@ static void test_truncated(void **state)
     free(png);
 }
 
-static void test_size_limits(void **state)
+static void test_imgfolder_size_limits(void **state)
 {
     Builder b;
     XErr e = { 0 };
@@ -322,7 +322,7 @@ static void expect_tree(Builder *b)
     }
 }
 
-static void test_read_dir_tree(void **state)
+static void test_imgfolder_read_dir_tree(void **state)
 {
     char *dir = make_tmpdir();
     Builder b;
@@ -355,7 +355,7 @@ static void expect_dir_error(const char *root, const char *sub, const char *path
     builder_release(&b);
 }
 
-static void test_read_dir_standard(void **state)
+static void test_imgfolder_read_dir_standard(void **state)
 {
     char *dir = make_tmpdir(), path[4096], want[4200];
     Builder b;
@@ -396,7 +396,7 @@ static void test_read_dir_standard(void **state)
     free(dir);
 }
 
-static void test_read_dir_symlinks(void **state)
+static void test_imgfolder_read_dir_symlinks(void **state)
 {
     char *dir = make_tmpdir(), path[4096], want[4200];
     Builder b;
@@ -438,7 +438,7 @@ static void test_read_dir_symlinks(void **state)
     free(dir);
 }
 
-static void test_read_dir_unreadable(void **state)
+static void test_imgfolder_read_dir_unreadable(void **state)
 {
     char *dir = make_tmpdir(), path[4096], want[4200];
     Builder b;
@@ -495,7 +495,7 @@ static void read_archive(Builder *b, const char *path)
     archive_read_free(a);
 }
 
-static void test_archives(void **state)
+static void test_imgfolder_archives(void **state)
 {
     char *dir = make_tmpdir(), path[4096];
     (void)state;
@@ -513,18 +513,18 @@ static void test_archives(void **state)
 }
 
 const struct CMUnitTest test_imgfolder_tests[] = {
-    cmocka_unit_test(test_png_layouts),
-    cmocka_unit_test(test_png_known_values),
-    cmocka_unit_test(test_split_and_class),
-    cmocka_unit_test(test_class_order),
-    cmocka_unit_test(test_skipped_files),
-    cmocka_unit_test(test_bad_files),
-    cmocka_unit_test(test_truncated),
-    cmocka_unit_test(test_size_limits),
-    cmocka_unit_test(test_read_dir_tree),
-    cmocka_unit_test(test_read_dir_standard),
-    cmocka_unit_test(test_read_dir_symlinks),
-    cmocka_unit_test(test_read_dir_unreadable),
-    cmocka_unit_test(test_archives),
+    cmocka_unit_test(test_imgfolder_png_layouts),
+    cmocka_unit_test(test_imgfolder_png_known_values),
+    cmocka_unit_test(test_imgfolder_split_and_class),
+    cmocka_unit_test(test_imgfolder_class_order),
+    cmocka_unit_test(test_imgfolder_skipped_files),
+    cmocka_unit_test(test_imgfolder_bad_files),
+    cmocka_unit_test(test_imgfolder_truncated),
+    cmocka_unit_test(test_imgfolder_size_limits),
+    cmocka_unit_test(test_imgfolder_read_dir_tree),
+    cmocka_unit_test(test_imgfolder_read_dir_standard),
+    cmocka_unit_test(test_imgfolder_read_dir_symlinks),
+    cmocka_unit_test(test_imgfolder_read_dir_unreadable),
+    cmocka_unit_test(test_imgfolder_archives),
 };
 const size_t test_imgfolder_count = sizeof test_imgfolder_tests / sizeof test_imgfolder_tests[0];

@@ -29,6 +29,8 @@
 
 typedef struct ImportFix {
     char dir[64];
+    char paths[16][128]; /* sub()'s results */
+    int npaths;
     char db[128];
     XErr e;
 } ImportFix;
@@ -58,11 +60,13 @@ static int import_teardown(void **state)
     return 0;
 }
 
-static char *sub(const ImportFix *f, const char *name)
+/* A path in the test's directory, valid until teardown. */
+static char *sub(ImportFix *f, const char *name)
 {
-    char *p = strdup(fx_path(f->dir, name));
-    assert_non_null(p);
-    return p;
+    char tmp[sizeof f->paths[0]];
+    assert_true(f->npaths < 16);
+    assert_true((size_t)snprintf(tmp, sizeof tmp, "%s/%s", f->dir, name) < sizeof tmp);
+    return memcpy(f->paths[f->npaths++], tmp, sizeof tmp);
 }
 
 static void expect_error(int rc, int code, const XErr *e, const char *text)
@@ -245,7 +249,6 @@ static void check_bench_import(ImportFix *f, int gz)
                          fx_bench_acc(r, t) / 100.0);
         }
     free(real);
-    free(csv);
 }
 
 static void test_import_bench_csv(void **state)
@@ -283,7 +286,6 @@ static void test_import_bench_valid_metric(void **state)
         assert_true(fabs(v - fx_bench_acc(r, 0) / 100.0) < 1e-9);
         assert_true(fabs(a - fx_bench_acc(r, 1) / 100.0) < 1e-9);
     }
-    free(csv);
 }
 
 /* BUG (lib/data/bench.c, bench_import): the check of --valid-metric tasks
@@ -306,7 +308,6 @@ static void test_import_bench_valid_metric_unknown_task(void **state)
     expect_error(bench_import(&bi, &s, fresh(&f->e)), XE_USAGE, &f->e,
                  "--valid-metric names task 'cifar100' that no --metric names");
     expect_no_database(f->db);
-    free(csv);
 }
 
 static void test_import_bench_twice(void **state)
@@ -329,7 +330,6 @@ static void test_import_bench_twice(void **state)
     assert_string_equal(before, after);
     free(before);
     free(after);
-    free(csv);
 }
 
 static void write_text(const char *path, const char *text)
@@ -362,8 +362,6 @@ static void test_import_bench_scale(void **state)
     if (bench_import(&bi, &s, fresh(&f->e)) != XE_OK)
         fail_msg("%s", f->e.msg);
     assert_int_equal(db_int(f->db, "SELECT count(*) FROM runs WHERE test_acc IN (0.905, 0.25, 1.0)"), 3);
-    free(big);
-    free(csv);
 }
 
 static const char bad_arch_csv[] = "arch,cifar10-valid,cifar10,cifar100\n"
@@ -383,7 +381,6 @@ static void test_import_bench_bad_arch_new_db(void **state)
     expect_error(bench_import(&bi, &s, fresh(&f->e)), XE_FAIL, &f->e, "badarch.csv': line 4: ");
     assert_non_null(strstr(f->e.msg, "conv_9x9"));
     expect_no_database(f->db);
-    free(csv);
 }
 
 static void test_import_bench_bad_arch_existing_db(void **state)
@@ -413,8 +410,6 @@ static void test_import_bench_bad_arch_existing_db(void **state)
     assert_int_equal(db_int(f->db, "SELECT count(*) FROM datasets WHERE name = 'newtask'"), 0);
     free(before);
     free(after);
-    free(bad);
-    free(csv);
 }
 
 static void test_import_bench_bad_columns_and_rows(void **state)
@@ -445,8 +440,6 @@ static void test_import_bench_bad_columns_and_rows(void **state)
     bi.space = "darts9";
     expect_error(bench_import(&bi, &s, fresh(&f->e)), XE_USAGE, &f->e, "unknown space 'darts9'");
     expect_no_database(f->db);
-    free(std);
-    free(csv);
 }
 
 /* Run i of fx_runs_jsonl: its arch and the values it records. */
@@ -561,7 +554,6 @@ static void test_import_runs(void **state)
     assert_string_equal(before, after);
     free(before);
     free(after);
-    free(jl);
 }
 
 /* A done run is never overwritten by a later record for the same key. */
@@ -583,8 +575,6 @@ static void test_import_runs_done_kept(void **state)
     assert_int_equal(s.added, 0);
     assert_int_equal(s.present, 1);
     check_runs(f->db, 5);
-    free(other);
-    free(jl);
 }
 
 /* A planned run with the same arch, dataset, protocol and seed is completed. */
@@ -627,7 +617,6 @@ static void test_import_runs_complete_planned(void **state)
              (long long)rid);
     assert_int_equal(db_int(f->db, sql), 1);
     check_runs(f->db, 5);
-    free(jl);
 }
 
 static void test_import_runs_bad_records(void **state)
@@ -652,8 +641,6 @@ static void test_import_runs_bad_records(void **state)
     assert_string_equal(before, after);
     free(before);
     free(after);
-    free(jl);
-    free(std);
 }
 
 /* dataset_add: the source, its options and the database. */
@@ -794,9 +781,7 @@ static void test_dataset_add_stores(void **state)
     free(after);
     free(list);
     free(before);
-    free(tasks);
     free(file);
-    free(src);
 }
 
 static void test_dataset_add_replace(void **state)
@@ -840,8 +825,6 @@ static void test_dataset_add_replace(void **state)
     free(list);
     free(old);
     free(new);
-    free(tasks);
-    free(src);
 }
 
 static void test_dataset_add_failure_new_db(void **state)
@@ -863,7 +846,6 @@ static void test_dataset_add_failure_new_db(void **state)
     expect_error(dataset_add(&c.a, &out, fresh(&f->e)), XE_FAIL, &f->e, "corrupt gzip");
     expect_no_database(f->db);
     free(src);
-    free(std);
 }
 
 /* BUG (lib/data/dataset.c, dataset_add): a bad name sets XE_USAGE on the
@@ -879,7 +861,6 @@ static void test_dataset_add_bad_name(void **state)
     add_case(&c, f, "../x", src, 0.5);
     expect_error(dataset_add(&c.a, &out, fresh(&f->e)), XE_USAGE, &f->e, "invalid dataset name '../x'");
     expect_no_database(f->db);
-    free(src);
 }
 
 static void test_dataset_add_failure_existing_db(void **state)
@@ -909,9 +890,6 @@ static void test_dataset_add_failure_existing_db(void **state)
     free(list);
     free(before);
     free(bad);
-    free(tasks);
-    free(src);
-    free(std);
 }
 
 /* The row cannot be written (a trigger refuses it) after the task file was:
@@ -967,8 +945,6 @@ static void test_dataset_add_failure_after_write(void **state)
     free(list);
     free(before);
     free(file);
-    free(tasks);
-    free(src);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, import_setup, import_teardown)

@@ -9,17 +9,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "data/builder.h"
 #include "data/readers.h"
 #include "fixtures/fx_npy.h"
+#include "fixtures/fx_util.h"
 
 typedef struct NpyFix {
     char dir[64];
@@ -27,12 +26,6 @@ typedef struct NpyFix {
     Builder b;
     XErr e;
 } NpyFix;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static int npy_setup(void **state)
 {
@@ -54,7 +47,7 @@ static int npy_teardown(void **state)
 {
     NpyFix *f = *state;
     builder_release(&f->b);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_rmtree(f->dir);
     free(f);
     return 0;
 }
@@ -189,7 +182,7 @@ static void test_npy_header_spellings(void **state)
     for (size_t d = 0; d < sizeof dicts / sizeof dicts[0]; d++) {
         fresh_builder(f);
         assert_int_equal(fx_npy_encode_dict(1 + (int)d % 3, dicts[d], data, sizeof data, &buf, &n), 0);
-        assert_int_equal(fx_npy_write_buf(path, buf, n), 0);
+        assert_int_equal(fx_write(path, buf, n, 0), 0);
         free(buf);
         if (read_class(f, path, "h") != XE_OK)
             fail_msg("dict %zu: %s", d, f->e.msg);
@@ -204,12 +197,8 @@ static void test_npy_gzip(void **state)
     char path[128];
     uint8_t *buf;
     size_t n;
-    gzFile gz;
     assert_int_equal(fx_npy_encode_images(1, "<i2", FX_NPY_NHW, 4, 6, 5, 1, 2, 0, &buf, &n), 0);
-    gz = gzopen(fix_path(f, "g.npy.gz", path, sizeof path), "wb");
-    assert_non_null(gz);
-    assert_int_equal(gzwrite(gz, buf, (unsigned)n), (int)n);
-    assert_int_equal(gzclose(gz), Z_OK);
+    assert_int_equal(fx_write(fix_path(f, "g.npy.gz", path, sizeof path), buf, n, 1), 0);
     free(buf);
     assert_int_equal(read_class(f, path, "g"), XE_OK);
     assert_int_equal(builder_finish(&f->b, path, &f->e), XE_OK);
@@ -230,7 +219,7 @@ static void check_bad(NpyFix *f, const char *name, const uint8_t *bytes, size_t 
     char path[128];
     fix_path(f, name, path, sizeof path);
     fresh_builder(f);
-    assert_int_equal(fx_npy_write_buf(path, bytes, n), 0);
+    assert_int_equal(fx_write(path, bytes, n, 0), 0);
     assert_int_equal(read_class(f, path, "bad"), XE_FAIL);
     if (!strstr(f->e.msg, want) || !strstr(f->e.msg, path))
         fail_msg("%s: message '%s' lacks '%s' or the path", name, f->e.msg, want);
@@ -438,7 +427,7 @@ static void test_npy_every_prefix(void **state)
     assert_int_equal(fx_npy_encode_images(2, "<f4", FX_NPY_NHW, 2, 2, 3, 1, 0, 0, &buf, &n), 0);
     for (size_t k = 0; k < n; k++) {
         fresh_builder(f);
-        assert_int_equal(fx_npy_write_buf(path, buf, k), 0);
+        assert_int_equal(fx_write(path, buf, k, 0), 0);
         assert_int_equal(read_class(f, path, "p"), XE_FAIL);
         assert_non_null(strstr(f->e.msg, path));
     }
@@ -498,7 +487,7 @@ static int keras_feed(NpyFix *f, NpzKeras *k, const char *member, uint8_t *buf, 
     XStream s;
     int rc;
     fix_path(f, member, path, sizeof path);
-    if (fx_npy_write_buf(path, buf, n))
+    if (fx_write(path, buf, n, 0))
         return -1;
     free(buf);
     rc = xstream_open_path(&s, path, &f->e);
