@@ -139,7 +139,7 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
     struct archive_entry *ent;
     NpzKeras *keras = NULL;
     IngestFormat mode = fmt;
-    int rc = XE_FAIL, r, cifar = 0, npy_class = 0, seen = 0;
+    int rc = XE_FAIL, r, cifar = 0, npy_class = 0, seen = 0, other_variant = 0;
     if (!a)
         return xerr_set(e, XE_FAIL, "out of memory");
     archive_read_support_filter_all(a);
@@ -194,6 +194,10 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
             }
             cifar = 1;
             kind = cifar_member_kind(name, variant, b->opt->coarse, &split);
+            {
+                Split ignored;
+                other_variant |= cifar_member_kind(name, variant == 10 ? 100 : 10, 0, &ignored) == 1;
+            }
             if (kind) {
                 Member m = { a };
                 XStream s;
@@ -266,6 +270,14 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
     }
     if (keras && npz_keras_finish(keras, b, path, e))
         goto cleanup;
+    if (!seen && !keras && (mode == FORMAT_CIFAR10 || mode == FORMAT_CIFAR100)) {
+        xerr_set(e, XE_FAIL, "'%s': no CIFAR-%d batches (%s)%s", path, mode == FORMAT_CIFAR10 ? 10 : 100,
+                 mode == FORMAT_CIFAR10 ? "data_batch_N.bin, test_batch.bin" : "train.bin, test.bin",
+                 other_variant ? mode == FORMAT_CIFAR10 ? ": it holds CIFAR-100 batches, use --format cifar100"
+                                                        : ": it holds CIFAR-10 batches, use --format cifar10"
+                               : "");
+        goto cleanup;
+    }
     if (!seen && !keras) {
         xerr_set(e, XE_FAIL, "'%s': no dataset members found (CIFAR .bin batches, .npy arrays or PNG folders)",
                  path);

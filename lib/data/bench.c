@@ -229,7 +229,7 @@ int bench_import(const BenchImport *bi, ImportStats *stats, XErr *e)
         for (k = 0; k < ntask && strcmp(bi->vtasks[j], bi->tasks[k]); k++)
             ;
         if (k == ntask) {
-            xerr_set(e, XE_USAGE, "--valid-metric names task '%s' that no --metric names", bi->vtasks[j]);
+            rc = xerr_set(e, XE_USAGE, "--valid-metric names task '%s' that no --metric names", bi->vtasks[j]);
             goto cleanup;
         }
     }

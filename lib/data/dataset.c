@@ -229,8 +229,9 @@ int dataset_add(const DatasetAdd *a, DatasetOutcome *out, XErr *e)
     IngestFormat found;
     builder_init(&b, &a->opt);
     *out = DATASET_STORED;
-    if (dataset_name_check(a->name, e))
+    if ((rc = dataset_name_check(a->name, e)))
         goto cleanup;
+    rc = XE_FAIL;
     for (int i = 0; i < a->nsources; i++) {
         char *rp = realpath(a->sources[i], NULL);
         if (!rp) {

@@ -58,7 +58,7 @@ static int sniff_kind(const char *path, XErr *e)
         return -1;
     gz = s.gz;
     /* Raw magic of formats libarchive decodes itself. */
-    if (!gz && s.in_len >= 4 &&
+    if (!gz && s.in_len >= 5 &&
         (!memcmp(s.in, "PK\3\4", 4) || !memcmp(s.in, "PK\5\6", 4) || !memcmp(s.in, "7z\xBC\xAF", 4) ||
          !memcmp(s.in, "BZh", 3) || !memcmp(s.in, "\xFD" "7zXZ", 5) || !memcmp(s.in, "\x28\xB5\x2F\xFD", 4)))
         kind = KIND_ARCHIVE;

@@ -57,5 +57,20 @@ snapshot() {
         [ -e "$db" ] && sqlite3 "$db" .dump
     done
 }
+# check_bad SOURCE PATTERN [OPTIONS...]: adding SOURCE fails with one line
+# matching PATTERN, creates no database, and leaves an existing one (in
+# $T/old, made by the caller) exactly as it was.
+check_bad() {
+    src=$1 pat=$2
+    shift 2
+    run ingest --db "$T/new.db" add "$src" --name bad "$@"
+    expect_rc 1
+    expect_err_match "$pat"
+    expect_absent "$T/new.db" "$T/new.db-wal" "$T/new.db-shm" "$T/new.db.tasks"
+    before=$(snapshot "$T/old")
+    run ingest --db "$T/old/x.db" add "$src" --name bad "$@"
+    expect_rc 1
+    expect_eq "$(snapshot "$T/old")" "$before" "existing database after a failed add of $src"
+}
 sql() { sqlite3 "$T/x.db" "$1"; }
 finish() { echo "$pass $fail" >"$T/counts"; }

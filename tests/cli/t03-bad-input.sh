@@ -1,18 +1,6 @@
 # Bad input: one clear line naming the file, exit 1, and no trace: no new
 # database, no task directory, no temporary files; an existing database and
 # its files stay exactly as they were.
-check_bad() { # SOURCE PATTERN [OPTIONS...]
-    src=$1 pat=$2
-    shift 2
-    run ingest --db "$T/new.db" add "$src" --name bad "$@"
-    expect_rc 1
-    expect_err_match "$pat"
-    expect_absent "$T/new.db" "$T/new.db-wal" "$T/new.db-shm" "$T/new.db.tasks"
-    before=$(snapshot "$T/old")
-    run ingest --db "$T/old/x.db" add "$src" --name bad "$@"
-    expect_rc 1
-    expect_eq "$(snapshot "$T/old")" "$before" "existing database after a failed add of $src"
-}
 mkdir -p "$T/old"
 run ingest --db "$T/old/x.db" add "$FX/idx/mnist" --name good
 expect_rc 0

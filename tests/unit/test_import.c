@@ -288,9 +288,7 @@ static void test_import_bench_valid_metric(void **state)
     }
 }
 
-/* BUG (lib/data/bench.c, bench_import): the check of --valid-metric tasks
- * sets XE_USAGE on the message but returns rc, still XE_FAIL, so the tool
- * exits 1 instead of 2 for a usage error. */
+/* A --valid-metric task that no --metric names is a usage error (exit 2). */
 static void test_import_bench_valid_metric_unknown_task(void **state)
 {
     ImportFix *f = *state;
@@ -848,9 +846,7 @@ static void test_dataset_add_failure_new_db(void **state)
     free(src);
 }
 
-/* BUG (lib/data/dataset.c, dataset_add): a bad name sets XE_USAGE on the
- * message, but dataset_add returns rc, still XE_FAIL, so `xfer-ingest add
- * --name ../x` exits 1 instead of 2 (cmd_add does not check the name). */
+/* A bad name is a usage error (exit 2), checked before anything is read. */
 static void test_dataset_add_bad_name(void **state)
 {
     ImportFix *f = *state;

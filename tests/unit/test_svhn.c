@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/ingest.h"
 #include "data/readers.h"
 #include "fixtures/fx_svhn.h"
 #include "fixtures/fx_util.h"
@@ -119,7 +120,7 @@ static void expect_roundtrip(const char *dir, const FxSvhn *o)
     remove(path);
 }
 
-static void test_layouts(void **state)
+static void test_svhn_layouts(void **state)
 {
     char *dir = make_tmpdir();
     (void)state;
@@ -132,7 +133,7 @@ static void test_layouts(void **state)
     free(dir);
 }
 
-static void test_label_types(void **state)
+static void test_svhn_label_types(void **state)
 {
     static const int types[] = { 1, 2, 3, 4, 5, 6, 7, 9, 12, 13 };
     char *dir = make_tmpdir();
@@ -147,7 +148,7 @@ static void test_label_types(void **state)
     free(dir);
 }
 
-static void test_shapes(void **state)
+static void test_svhn_shapes(void **state)
 {
     char *dir = make_tmpdir();
     (void)state;
@@ -173,7 +174,7 @@ static void test_shapes(void **state)
 }
 
 /* Every label 1..10 lands on its digit, 10 on 0. */
-static void test_label_values(void **state)
+static void test_svhn_label_values(void **state)
 {
     static const double labels[12] = { 10, 10, 1, 9, 2, 8, 3, 7, 4, 6, 5, 10 };
     char *dir = make_tmpdir();
@@ -185,7 +186,7 @@ static void test_label_values(void **state)
 }
 
 /* The standard set: both valid files into one builder, each bad file's error. */
-static void test_standard(void **state)
+static void test_svhn_standard(void **state)
 {
     static const struct {
         const char *file;
@@ -247,7 +248,7 @@ static void test_standard(void **state)
 
 /* X's compressed element damaged at its zlib header or its adler-32
  * trailer, in both variable orders (X deferred, or X streamed). */
-static void test_damaged_zlib(void **state)
+static void test_svhn_damaged_zlib(void **state)
 {
     uint8_t *p;
     size_t n, at, len;
@@ -279,7 +280,7 @@ static void test_damaged_zlib(void **state)
 }
 
 /* A MAT-file inside gzip reads the same (XStream decodes it). */
-static void test_gzip(void **state)
+static void test_svhn_gzip(void **state)
 {
     char *dir = make_tmpdir(), path[4096];
     FxSvhn o = { .n = 10, .h = 4, .w = 6 };
@@ -302,9 +303,33 @@ static void test_gzip(void **state)
     free(dir);
 }
 
+/* xfer-ingest's view: the standard folder is detected as SVHN, its files
+ * split by name, and bad/ beside them is not read. */
+static void test_svhn_ingest_dir(void **state)
+{
+    char *dir = make_tmpdir();
+    Builder b;
+    XErr e = { 0 };
+    IngestOpts opt = no_opts;
+    IngestFormat found;
+    (void)state;
+    opt.valid_fraction = -1;
+    assert_int_equal(fx_svhn_standard(dir), 0);
+    builder_init(&b, &opt);
+    if (ingest_read(&b, &dir, 1, FORMAT_AUTO, &found, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(found, FORMAT_SVHN);
+    expect_images(&b, SPLIT_TRAIN, 0, &(FxSvhn){ .n = 12 });
+    expect_images(&b, SPLIT_TEST, 0, &(FxSvhn){ .n = 10 });
+    assert_int_equal(b.count[SPLIT_TEST], 10);
+    builder_release(&b);
+    fx_rmtree(dir);
+    free(dir);
+}
+
 /* Every prefix of small files fails with a message naming the file, and
  * bit flips in every byte either read or fail cleanly (run under ASan). */
-static void test_truncated_and_flipped(void **state)
+static void test_svhn_truncated_and_flipped(void **state)
 {
     (void)state;
     for (int k = 0; k < 8; k++) {
@@ -343,13 +368,14 @@ static void test_truncated_and_flipped(void **state)
 }
 
 const struct CMUnitTest test_svhn_tests[] = {
-    cmocka_unit_test(test_layouts),
-    cmocka_unit_test(test_label_types),
-    cmocka_unit_test(test_shapes),
-    cmocka_unit_test(test_label_values),
-    cmocka_unit_test(test_standard),
-    cmocka_unit_test(test_damaged_zlib),
-    cmocka_unit_test(test_gzip),
-    cmocka_unit_test(test_truncated_and_flipped),
+    cmocka_unit_test(test_svhn_layouts),
+    cmocka_unit_test(test_svhn_label_types),
+    cmocka_unit_test(test_svhn_shapes),
+    cmocka_unit_test(test_svhn_label_values),
+    cmocka_unit_test(test_svhn_standard),
+    cmocka_unit_test(test_svhn_damaged_zlib),
+    cmocka_unit_test(test_svhn_gzip),
+    cmocka_unit_test(test_svhn_ingest_dir),
+    cmocka_unit_test(test_svhn_truncated_and_flipped),
 };
 const size_t test_svhn_count = sizeof test_svhn_tests / sizeof test_svhn_tests[0];
