@@ -31,12 +31,14 @@ else
 CUDA_STATUS := ✗ CUDA not found (nvcc: $(or $(NVCC),missing), cudnn.h: $(or $(CUDNN_H),missing)): CPU only
 endif
 
-BUILD    := build
+# A sanitizer build lives apart, so switching never mixes objects.
+BUILD    := build$(if $(SANITIZE),-san)
+BINDIR   := bin$(if $(SANITIZE),-san)
 LIB_SRC  := $(wildcard lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/schema.o
 LIBXFER  := $(BUILD)/libxfer.a
 TOOLS    := ingest train-meta predict search
-BINS     := $(TOOLS:%=bin/xfer-%)
+BINS     := $(TOOLS:%=$(BINDIR)/xfer-%)
 SCHEMA   := $(sort $(wildcard schema/*.sql))
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
@@ -67,8 +69,8 @@ $(LIBXFER): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/xfer-%: $(BUILD)/%/main.o $(LIBXFER)
-	@mkdir -p bin
+$(BINDIR)/xfer-%: $(BUILD)/%/main.o $(LIBXFER)
+	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Fixture writers (tests/fixtures) serve the unit tests, the CLI tests
@@ -102,7 +104,7 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=4
 
 test-cli: $(BINS) $(GEN_BINS)
-	sh tests/cli/run.sh
+	BIN=$(CURDIR)/$(BINDIR) GEN=$(CURDIR)/$(BUILD)/tests/gen-fixtures sh tests/cli/run.sh
 test-unit: $(BUILD)/tests/unit-tests $(GEN_BINS)
 	$(BUILD)/tests/unit-tests
 
@@ -132,6 +134,6 @@ deps:
 	else echo "deps: all installed"; fi
 
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf build build-san bin bin-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -179,7 +179,7 @@ int xstream_at_end(XStream *s, XErr *e)
     unsigned char c;
     size_t got;
     if (xstream_read(s, &c, 1, &got, e))
-        return XE_FAIL;
+        return -1;
     return got == 0;
 }
 

@@ -45,7 +45,7 @@ int xstream_read_exact(XStream *s, void *buf, size_t n, const char *what, XErr *
 /* Reads everything left into a new buffer: max bytes at most, more is an
  * error ("data continues after max bytes"). */
 int xstream_read_all(XStream *s, uint8_t **out, size_t *n, size_t max, XErr *e);
-/* 1 if no byte is left, 0 if some is, XE_FAIL on a read error (message set). */
+/* 1 if no byte is left, 0 if some is, -1 on a read error (message set). */
 int xstream_at_end(XStream *s, XErr *e);
 
 /* Reads a whole file (gzip decoded) into memory. */

@@ -118,9 +118,11 @@ static int read_images(Builder *b, IdxPair *p, XErr *e)
             goto cleanup;
     }
     rc = xstream_at_end(&s, e);
-    if (rc == 1)
+    if (rc < 0)
+        rc = e->code;
+    else if (rc == 1)
         rc = XE_OK;
-    else if (rc == 0)
+    else
         rc = xerr_set(e, XE_FAIL, "'%s': data continues after the %u images the header declares",
                       p->images, dims[0]);
 cleanup:
@@ -178,7 +180,7 @@ int idx_read_files(Builder *b, char *const *paths, int n, XErr *e)
     }
     {
         char names[256][4];
-        const char *ptr[256];
+        const char *ptr[256] = { 0 };
         for (int k = 0; k <= maxlab; k++) {
             snprintf(names[k], sizeof names[k], "%d", k);
             ptr[k] = names[k];

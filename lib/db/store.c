@@ -111,8 +111,11 @@ int store_open(Store *st, const char *path, int create, XErr *e)
     if (!st->path)
         return xerr_set(e, XE_FAIL, "out of memory");
     if (access(path, F_OK) != 0) {
-        if (!create)
-            return xerr_set(e, XE_FAIL, "database '%s': %s", path, strerror(errno));
+        if (!create) {
+            xerr_set(e, XE_FAIL, "database '%s': %s", path, strerror(errno));
+            store_close(st);
+            return XE_FAIL;
+        }
         st->created = 1;
     }
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {

@@ -2,11 +2,12 @@
 # Runs every tests/cli/t*.sh with fresh fixtures and a scratch directory,
 # and prints "N passed, N failed". Exit status 1 if anything failed.
 top=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$top/bin
+BIN=${BIN:-$top/bin}
+GEN=${GEN:-$top/build/tests/gen-fixtures}
 work=$(mktemp -d /tmp/xfer-cli.XXXXXX)
 FX=$work/fixtures
 export BIN FX
-"$top/build/tests/gen-fixtures" "$FX" || { echo "cli: generating fixtures failed"; exit 1; }
+"$GEN" "$FX" || { echo "cli: generating fixtures failed"; exit 1; }
 pass=0
 fail=0
 for t in "$top"/tests/cli/t*.sh; do
