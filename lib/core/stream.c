@@ -26,6 +26,8 @@ static int fill(XStream *s, XErr *e)
         return XE_OK;
     }
     got = s->rd(s->ctx, s->in, IN_CAP);
+    if (got < 0 && xfer_interrupted)
+        return xerr_set(e, XE_INTR, "interrupted");
     if (got < 0)
         return xerr_set(e, XE_FAIL, "'%s': read error%s%s", s->name,
                         errno ? ": " : "", errno ? strerror(errno) : "");

@@ -1,7 +1,8 @@
 /* Datasets inside archives (tar in any compression, zip, npz), read member by
  * member through libarchive without unpacking to disk. The first member that
  * is data decides what the archive holds: CIFAR batches, .npy arrays (one
- * per class, or keras x_/y_ pairs) or a PNG class-folder tree. */
+ * per class, or keras x_/y_ pairs), SVHN .mat files or a PNG class-folder
+ * tree. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdio.h>
@@ -168,6 +169,8 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
                 mode = FORMAT_NPZ;
             else if (has_ext(name, ".png"))
                 mode = FORMAT_IMGFOLDER;
+            else if (has_ext(name, ".mat"))
+                mode = FORMAT_SVHN;
             else if (has_ext(name, ".jpg") || has_ext(name, ".jpeg"))
                 mode = FORMAT_IMGFOLDER; /* the PNG reader names the problem */
             else {
@@ -250,6 +253,24 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
             seen++;
             continue;
         }
+        if (mode == FORMAT_SVHN) {
+            Member m = { a };
+            XStream s;
+            if (!has_ext(name, ".mat"))
+                continue;
+            if (!seen && svhn_begin(b, e))
+                goto cleanup;
+            r = xstream_open_fn(&s, member_read, &m, member, e);
+            if (r == XE_OK)
+                r = svhn_read_mat(b, &s, split_from_name(name), e);
+            xstream_release(&s);
+            if (r) {
+                member_fail(a, member, e);
+                goto cleanup;
+            }
+            seen++;
+            continue;
+        }
         if (mode == FORMAT_IMGFOLDER) {
             const char *bn = base_name(name);
             if (!strcasecmp(bn, "README") || has_ext(bn, ".txt") || has_ext(bn, ".csv") ||
@@ -279,7 +300,7 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
         goto cleanup;
     }
     if (!seen && !keras) {
-        xerr_set(e, XE_FAIL, "'%s': no dataset members found (CIFAR .bin batches, .npy arrays or PNG folders)",
+        xerr_set(e, XE_FAIL, "'%s': no dataset members found (CIFAR .bin batches, .npy arrays, SVHN .mat files or PNG folders)",
                  path);
         goto cleanup;
     }

@@ -335,5 +335,5 @@ cleanup:
         store_close(&st);
     table_free(&t);
     free(tcol), free(vcol), free(dsid), free(src);
-    return rc;
+    return rc && e->code ? e->code : rc;
 }

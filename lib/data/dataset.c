@@ -319,7 +319,8 @@ cleanup:
     builder_release(&b);
     json_decref(sources), json_decref(opts);
     free(sources_s), free(opts_s), free(old_fp), free(old_path), free(dir), free(file), free(rel), free(abs_new);
-    return rc;
+    /* the status of the first error (usage, interrupted) wins */
+    return rc && e->code ? e->code : rc;
 }
 
 static json_t *column_json(sqlite3_stmt *q, int i)

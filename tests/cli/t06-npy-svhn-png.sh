@@ -14,6 +14,9 @@ added keras "6 train, 0 valid, 3 test, 4x4x1, 3 classes" "$FX/npy/keras.npz"
 added rgb "2 train, 0 valid, 0 test, 5x4x3, 1 classes" "$FX/npy/rgb.npy"
 added svhn "12 train, 0 valid, 10 test, 32x32x3, 10 classes" "$FX/svhn/train_32x32.mat" "$FX/svhn/test_32x32.mat"
 added svhndir "12 train, 0 valid, 10 test, 32x32x3, 10 classes" "$FX/svhn" --valid-fraction 0
+tar -czf "$T/svhn.tar.gz" -C "$FX/svhn" train_32x32.mat test_32x32.mat
+added svhntar "12 train, 0 valid, 10 test, 32x32x3, 10 classes" "$T/svhn.tar.gz"
+expect_eq "$(sql "SELECT count(DISTINCT checksum) FROM datasets WHERE name IN ('svhn', 'svhntar')")" 1 "SVHN files and their tarball"
 added png "6 train, 0 valid, 4 test, 8x8x3, 2 classes" "$FX/png/folder"
 added pngtgz "6 train, 0 valid, 4 test, 8x8x3, 2 classes" "$FX/png/folder.tar.gz"
 added pngzip "6 train, 0 valid, 4 test, 8x8x3, 2 classes" "$FX/png/folder.zip"
