@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdio.h>
@@ -89,11 +91,6 @@ static int ingest_one(CifarFix *f, const char *path, IngestFormat fmt, IngestFor
     return rc;
 }
 
-static void expect_error(int rc, const XErr *e, const char *text)
-{
-    if (rc != XE_FAIL || !strstr(e->msg, text))
-        fail_msg("expected an error containing \"%s\", got rc %d \"%s\"", text, rc, e->msg);
-}
 
 /* Image k of split s is fixture record g (planar in the file, HWC here). */
 static void expect_image(const Builder *b, Split s, size_t k, uint32_t g, int label)
@@ -360,7 +357,7 @@ static void test_cifar_bad_record_size(void **state)
     size_t n;
     uint8_t *batch;
     assert_int_equal(fx_cifar_standard(std), 0);
-    expect_error(ingest_one(f, fx_path(std, "badsize"), FORMAT_AUTO, NULL), &f->e,
+    unit_expect_error(ingest_one(f, fx_path(std, "badsize"), FORMAT_AUTO, NULL), &f->e,
                  "9119 bytes, not a multiple of the CIFAR-10 record size 3073 (truncated record 2)");
     assert_non_null(strstr(f->e.msg, "badsize/data_batch_1.bin"));
     /* inside an archive, the member's size is checked before reading */
@@ -370,7 +367,7 @@ static void test_cifar_bad_record_size(void **state)
         const void *data[1] = { batch };
         write_tar(tar, 0, 1, names, data, &n);
     }
-    expect_error(ingest_one(f, tar, FORMAT_AUTO, NULL), &f->e,
+    unit_expect_error(ingest_one(f, tar, FORMAT_AUTO, NULL), &f->e,
                  "badsize.tar:cifar-10-batches-bin/data_batch_1.bin': 9119 bytes, not a multiple of the CIFAR-10 "
                  "record size 3073");
     free(batch);
@@ -383,7 +380,7 @@ static void test_cifar_label_out_of_range(void **state)
     uint8_t *b;
     size_t n;
     assert_int_equal(fx_cifar_standard(std), 0);
-    expect_error(ingest_one(f, fx_path(std, "badlabel"), FORMAT_AUTO, NULL), &f->e,
+    unit_expect_error(ingest_one(f, fx_path(std, "badlabel"), FORMAT_AUTO, NULL), &f->e,
                  "record 1: label 12 out of range 0..9");
     assert_non_null(strstr(f->e.msg, "badlabel/data_batch_1.bin"));
     /* CIFAR-100: a coarse label of 20 */
@@ -392,7 +389,7 @@ static void test_cifar_label_out_of_range(void **state)
     b = read_file(fx_path(d, "train.bin"), &n);
     b[2 * (CIFAR_IMG + 2)] = 20;
     assert_int_equal(fx_write(fx_path(d, "train.bin"), b, n, 0), 0);
-    expect_error(ingest_one(f, d, FORMAT_AUTO, NULL), &f->e, "record 2: coarse label 20 out of range 0..19");
+    unit_expect_error(ingest_one(f, d, FORMAT_AUTO, NULL), &f->e, "record 2: coarse label 20 out of range 0..19");
     free(b);
 }
 
@@ -403,7 +400,7 @@ static void test_cifar_truncated_tarball(void **state)
     size_t n;
     uint8_t *b;
     assert_int_equal(fx_cifar_standard(std), 0);
-    expect_error(ingest_one(f, fx_path(std, "truncated.tar.gz"), FORMAT_AUTO, NULL), &f->e, "truncated");
+    unit_expect_error(ingest_one(f, fx_path(std, "truncated.tar.gz"), FORMAT_AUTO, NULL), &f->e, "truncated");
     assert_non_null(strstr(f->e.msg, "truncated.tar.gz"));
     /* cut inside the gzip stream of a small tarball, at several places */
     assert_int_equal(fx_cifar_tarball(tgz, 10, 2, 0), 0);
@@ -426,7 +423,7 @@ static void test_cifar_no_dataset_members(void **state)
     const void *data[2] = { "<html></html>", "notes\n" };
     size_t sizes[2] = { 13, 6 };
     write_tar(tar, 0, 2, names, data, sizes);
-    expect_error(ingest_one(f, tar, FORMAT_AUTO, NULL), &f->e, "no dataset members");
+    unit_expect_error(ingest_one(f, tar, FORMAT_AUTO, NULL), &f->e, "no dataset members");
     assert_non_null(strstr(f->e.msg, "empty.tar"));
 }
 
@@ -447,7 +444,7 @@ static void test_cifar_bad_names_file(void **state)
         size_t sizes[2] = { sizeof meta - 1, n };
         write_tar(tgz, 1, 2, names, data, sizes);
     }
-    expect_error(ingest_one(f, tgz, FORMAT_AUTO, NULL), &f->e, "9 class names, expected 10");
+    unit_expect_error(ingest_one(f, tgz, FORMAT_AUTO, NULL), &f->e, "9 class names, expected 10");
     assert_non_null(strstr(f->e.msg, "batches.meta.txt"));
     free(batch);
 }
@@ -459,11 +456,11 @@ static void test_cifar_wrong_variant(void **state)
     char *c10 = sub(f, "cifar-10-binary.tar.gz"), *c100 = sub(f, "cifar-100-binary.tar.gz");
     assert_int_equal(fx_cifar_tarball(c10, 10, 2, 0), 0);
     assert_int_equal(fx_cifar_tarball(c100, 100, 20, 0), 0);
-    expect_error(ingest_one(f, c10, FORMAT_CIFAR100, NULL), &f->e, "cifar-10-binary.tar.gz");
+    unit_expect_error(ingest_one(f, c10, FORMAT_CIFAR100, NULL), &f->e, "cifar-10-binary.tar.gz");
     assert_int_equal(f->b.split[SPLIT_TRAIN].n, 0);
     assert_non_null(strstr(f->e.msg, "no CIFAR-100 batches (train.bin, test.bin): it holds CIFAR-10 batches, "
                                      "use --format cifar10"));
-    expect_error(ingest_one(f, c100, FORMAT_CIFAR10, NULL), &f->e, "cifar-100-binary.tar.gz");
+    unit_expect_error(ingest_one(f, c100, FORMAT_CIFAR10, NULL), &f->e, "cifar-100-binary.tar.gz");
     assert_int_equal(f->b.split[SPLIT_TRAIN].n, 0);
     assert_non_null(strstr(f->e.msg, "no CIFAR-10 batches (data_batch_N.bin, test_batch.bin): it holds CIFAR-100 "
                                      "batches, use --format cifar100"));

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,11 +90,6 @@ static int ingest_one(IdxFix *f, int k, const char *path)
     return rc;
 }
 
-static void expect_error(int rc, const XErr *e, const char *text)
-{
-    if (rc != XE_FAIL || !strstr(e->msg, text))
-        fail_msg("expected an error containing \"%s\", got rc %d \"%s\"", text, rc, e->msg);
-}
 
 /* Split s holds n images, image i being fixture image i + base, label i % classes. */
 static void expect_split(const Builder *b, Split s, uint32_t n, uint32_t base, int classes)
@@ -272,7 +269,7 @@ static void test_idx_files_as_paths(void **state)
     /* the training pair alone: no test split */
     if (ingest(f, 2, paths + 1, 1, NULL) == XE_OK)
         fail_msg("images without labels were accepted");
-    expect_error(XE_FAIL, &f->e, "no matching labels file");
+    unit_expect_error(XE_FAIL, &f->e, "no matching labels file");
     {
         char *pair[2] = { paths[3], paths[1] };
         assert_int_equal(ingest(f, 2, pair, 2, NULL), XE_OK);
@@ -316,7 +313,7 @@ static void test_idx_classes_subset(void **state)
         char *bad[2] = { "3", "12" };
         f->opt[1].classes = bad;
         f->opt[1].nclasses = 2;
-        expect_error(ingest_one(f, 1, d), &f->e, "no class '12'");
+        unit_expect_error(ingest_one(f, 1, d), &f->e, "no class '12'");
     }
 }
 
@@ -417,7 +414,7 @@ static void test_idx_truncated(void **state)
     IdxFix *f = *state;
     char *d = sub(f, "std");
     assert_int_equal(fx_idx_standard(d), 0);
-    expect_error(ingest_one(f, 0, fx_path(d, "truncated")), &f->e, "truncated");
+    unit_expect_error(ingest_one(f, 0, fx_path(d, "truncated")), &f->e, "truncated");
     assert_non_null(strstr(f->e.msg, "train-images-idx3-ubyte"));
     /* the sixth image is the one cut short */
     assert_non_null(strstr(f->e.msg, "offset 336"));
@@ -431,16 +428,16 @@ static void test_idx_bad_magic(void **state)
     uint8_t i32[16] = { 0, 0, 0x0C, 3, 0, 0, 0, 20, 0, 0, 0, 8, 0, 0, 0, 8 };
     assert_int_equal(fx_idx_dir(d, 20, 10, 10, 0), 0);
     assert_int_equal(fx_write(fx_path(d, "train-images-idx3-ubyte"), bad, sizeof bad, 0), 0);
-    expect_error(ingest_one(f, 0, d), &f->e, "not an IDX file (magic 12 34 08 03)");
+    unit_expect_error(ingest_one(f, 0, d), &f->e, "not an IDX file (magic 12 34 08 03)");
     assert_non_null(strstr(f->e.msg, "train-images-idx3-ubyte"));
     /* a valid IDX type other than unsigned bytes */
     assert_int_equal(fx_write(fx_path(d, "train-images-idx3-ubyte"), i32, sizeof i32, 0), 0);
-    expect_error(ingest_one(f, 1, d), &f->e, "element type 0x0c is not supported");
+    unit_expect_error(ingest_one(f, 1, d), &f->e, "element type 0x0c is not supported");
     /* the standard fixture: type byte 0x07, no IDX type at all */
     {
         char *s = sub(f, "std");
         assert_int_equal(fx_idx_standard(s), 0);
-        expect_error(ingest_one(f, 2, fx_path(s, "badmagic")), &f->e, "element type 0x07 is not supported");
+        unit_expect_error(ingest_one(f, 2, fx_path(s, "badmagic")), &f->e, "element type 0x07 is not supported");
         assert_non_null(strstr(f->e.msg, "badmagic/train-images-idx3-ubyte"));
     }
 }
@@ -450,7 +447,7 @@ static void test_idx_count_mismatch(void **state)
     IdxFix *f = *state;
     char *d = sub(f, "std");
     assert_int_equal(fx_idx_standard(d), 0);
-    expect_error(ingest_one(f, 0, fx_path(d, "mismatch")), &f->e, "has 19 labels");
+    unit_expect_error(ingest_one(f, 0, fx_path(d, "mismatch")), &f->e, "has 19 labels");
     assert_non_null(strstr(f->e.msg, "20 images"));
     assert_non_null(strstr(f->e.msg, "train-labels-idx1-ubyte"));
 }
@@ -460,12 +457,12 @@ static void test_idx_trailing_data(void **state)
     IdxFix *f = *state;
     char *d = sub(f, "std"), *t = sub(f, "tail");
     assert_int_equal(fx_idx_standard(d), 0);
-    expect_error(ingest_one(f, 0, fx_path(d, "trailing")), &f->e, "continues");
+    unit_expect_error(ingest_one(f, 0, fx_path(d, "trailing")), &f->e, "continues");
     assert_non_null(strstr(f->e.msg, "t10k-labels-idx1-ubyte"));
     /* after the images */
     assert_int_equal(fx_idx_dir(t, 20, 10, 10, 0), 0);
     append(fx_path(t, "t10k-images-idx3-ubyte"), "x");
-    expect_error(ingest_one(f, 1, t), &f->e, "data continues after the 10 images");
+    unit_expect_error(ingest_one(f, 1, t), &f->e, "data continues after the 10 images");
     assert_non_null(strstr(f->e.msg, "t10k-images-idx3-ubyte"));
 }
 
@@ -474,7 +471,7 @@ static void test_idx_corrupt_gzip(void **state)
     IdxFix *f = *state;
     char *d = sub(f, "std");
     assert_int_equal(fx_idx_standard(d), 0);
-    expect_error(ingest_one(f, 0, fx_path(d, "corruptgz")), &f->e, "corrupt gzip");
+    unit_expect_error(ingest_one(f, 0, fx_path(d, "corruptgz")), &f->e, "corrupt gzip");
     assert_non_null(strstr(f->e.msg, "train-images-idx3-ubyte.gz"));
 }
 
@@ -484,7 +481,7 @@ static void test_idx_labels_without_images(void **state)
     char *d = sub(f, "mnist");
     assert_int_equal(fx_idx_dir(d, 20, 10, 10, 1), 0);
     assert_int_equal(unlink(fx_path(d, "t10k-images-idx3-ubyte.gz")), 0);
-    expect_error(ingest_one(f, 0, d), &f->e, "no matching images file");
+    unit_expect_error(ingest_one(f, 0, d), &f->e, "no matching images file");
     assert_non_null(strstr(f->e.msg, "t10k-labels-idx1-ubyte.gz"));
 }
 
@@ -499,7 +496,7 @@ static void test_idx_empty_class(void **state)
     write_labels(fx_path(d, "train-labels-idx1-ubyte"), train, 8);
     assert_int_equal(fx_idx_images(fx_path(d, "t10k-images-idx3-ubyte"), 4, SIDE, SIDE, 1000, 0), 0);
     write_labels(fx_path(d, "t10k-labels-idx1-ubyte"), test, 4);
-    expect_error(ingest_one(f, 0, d), &f->e, "class '2' has no training images");
+    unit_expect_error(ingest_one(f, 0, d), &f->e, "class '2' has no training images");
     /* without the gap it is fine, and --classes can leave the gap out */
     {
         char *cls[3] = { "0", "1", "3" };

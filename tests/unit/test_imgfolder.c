@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdio.h>
@@ -22,19 +24,6 @@
 
 static const IngestOpts no_opts; /* zeroed: no options, no validation split */
 
-static char *make_tmpdir(void)
-{
-    char *dir = strdup("/tmp/xfer-imgfolder-XXXXXX");
-    assert_non_null(dir);
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void expect_error(int rc, const XErr *e, const char *text)
-{
-    if (rc != XE_FAIL || !strstr(e->msg, text))
-        fail_msg("expected an error containing \"%s\", got rc %d \"%s\"", text, rc, e->msg);
-}
 
 /* Checks image i of split s against a fixture image. */
 static void expect_image(const Builder *b, Split s, size_t i, FxPngKind kind, int seed)
@@ -206,7 +195,7 @@ static void expect_add_error(const char *relpath, const void *data, size_t n, co
     Builder b;
     XErr e = { 0 };
     builder_init(&b, &no_opts);
-    expect_error(imgfolder_add_png(&b, relpath, data, n, where, &e), &e, text);
+    unit_expect_error(imgfolder_add_png(&b, relpath, data, n, where, &e), &e, text);
     assert_int_equal(b.split[SPLIT_TRAIN].n, 0);
     builder_release(&b);
 }
@@ -268,7 +257,7 @@ static void test_imgfolder_truncated(void **state)
         Builder b;
         XErr e = { 0 };
         builder_init(&b, &no_opts);
-        expect_error(imgfolder_add_png(&b, "cat/t.png", png, cut, NULL, &e), &e,
+        unit_expect_error(imgfolder_add_png(&b, "cat/t.png", png, cut, NULL, &e), &e,
                      "'cat/t.png': bad PNG: ");
         ntrunc += strstr(e.msg, "truncated at byte") != NULL;
         assert_int_equal(b.split[SPLIT_TRAIN].n, 0);
@@ -293,7 +282,7 @@ static void test_imgfolder_size_limits(void **state)
     builder_init(&b, &no_opts);
     add_fixture(&b, "cat/1.png", FX_PNG_RGB8, 8, 8, 0, &e);
     assert_int_equal(fx_png_encode(FX_PNG_RGB8, 6, 6, 0, &png, &n), 0);
-    expect_error(imgfolder_add_png(&b, "cat/2.png", png, n, NULL, &e), &e,
+    unit_expect_error(imgfolder_add_png(&b, "cat/2.png", png, n, NULL, &e), &e,
                  "'cat/2.png': image is 6x6, earlier images are 8x8");
     free(png);
     builder_release(&b);
@@ -324,7 +313,7 @@ static void expect_tree(Builder *b)
 
 static void test_imgfolder_read_dir_tree(void **state)
 {
-    char *dir = make_tmpdir();
+    char *dir = unit_tmpdir();
     Builder b;
     XErr e = { 0 };
     (void)state;
@@ -351,13 +340,13 @@ static void expect_dir_error(const char *root, const char *sub, const char *path
     else
         snprintf(want, sizeof want, "%s", text);
     builder_init(&b, &no_opts);
-    expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
+    unit_expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
 }
 
 static void test_imgfolder_read_dir_standard(void **state)
 {
-    char *dir = make_tmpdir(), path[4096], want[4200];
+    char *dir = unit_tmpdir(), path[4096], want[4200];
     Builder b;
     XErr e = { 0 };
     (void)state;
@@ -398,7 +387,7 @@ static void test_imgfolder_read_dir_standard(void **state)
 
 static void test_imgfolder_read_dir_symlinks(void **state)
 {
-    char *dir = make_tmpdir(), path[4096], want[4200];
+    char *dir = unit_tmpdir(), path[4096], want[4200];
     Builder b;
     XErr e = { 0 };
     (void)state;
@@ -423,7 +412,7 @@ static void test_imgfolder_read_dir_symlinks(void **state)
     assert_int_equal(symlink("..", path), 0);
     builder_init(&b, &no_opts);
     snprintf(want, sizeof want, "'%s/train/cat/loop': directory loop", dir);
-    expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
+    unit_expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
     assert_int_equal(unlink(path), 0);
 
@@ -432,7 +421,7 @@ static void test_imgfolder_read_dir_symlinks(void **state)
     builder_init(&b, &no_opts);
     xerr_clear(&e);
     snprintf(want, sizeof want, "'%s': No such file or directory", path);
-    expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
+    unit_expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
     fx_rmtree(dir);
     free(dir);
@@ -440,7 +429,7 @@ static void test_imgfolder_read_dir_symlinks(void **state)
 
 static void test_imgfolder_read_dir_unreadable(void **state)
 {
-    char *dir = make_tmpdir(), path[4096], want[4200];
+    char *dir = unit_tmpdir(), path[4096], want[4200];
     Builder b;
     XErr e = { 0 };
     (void)state;
@@ -454,7 +443,7 @@ static void test_imgfolder_read_dir_unreadable(void **state)
     assert_int_equal(chmod(path, 0), 0);
     builder_init(&b, &no_opts);
     snprintf(want, sizeof want, "'%s': Permission denied", path);
-    expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
+    unit_expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
     assert_int_equal(chmod(path, 0644), 0);
     snprintf(path, sizeof path, "%s/test/cat", dir);
@@ -462,7 +451,7 @@ static void test_imgfolder_read_dir_unreadable(void **state)
     builder_init(&b, &no_opts);
     xerr_clear(&e);
     snprintf(want, sizeof want, "'%s': Permission denied", path);
-    expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
+    unit_expect_error(imgfolder_read_dir(&b, dir, &e), &e, want);
     builder_release(&b);
     assert_int_equal(chmod(path, 0755), 0);
     fx_rmtree(dir);
@@ -497,7 +486,7 @@ static void read_archive(Builder *b, const char *path)
 
 static void test_imgfolder_archives(void **state)
 {
-    char *dir = make_tmpdir(), path[4096];
+    char *dir = unit_tmpdir(), path[4096];
     (void)state;
     for (int zip = 0; zip < 2; zip++) {
         Builder b;

@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +15,6 @@
 #include "db/migrations.h"
 #include "db/store.h"
 #include "fixtures/fx_util.h"
-
-static char *tmpdir(void)
-{
-    char *d = strdup("/tmp/xfer-test-XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
 
 static long long scalar(Store *st, const char *sql)
 {
@@ -34,7 +29,7 @@ static long long scalar(Store *st, const char *sql)
 
 static void test_store_migrates_new_database(void **state)
 {
-    char *d = tmpdir();
+    char *d = unit_tmpdir();
     const char *p = fx_path(d, "x.db");
     Store st;
     XErr e = { 0 };
@@ -69,7 +64,7 @@ static void test_store_migrates_new_database(void **state)
 
 static void test_store_refuses_newer_schema(void **state)
 {
-    char *d = tmpdir();
+    char *d = unit_tmpdir();
     const char *p = fx_path(d, "x.db");
     Store st;
     XErr e = { 0 };
@@ -86,7 +81,7 @@ static void test_store_refuses_newer_schema(void **state)
 
 static void test_store_missing_and_not_a_database(void **state)
 {
-    char *d = tmpdir();
+    char *d = unit_tmpdir();
     Store st;
     XErr e = { 0 };
     const char *junk = fx_path(d, "junk.db");
@@ -108,7 +103,7 @@ static void test_store_missing_and_not_a_database(void **state)
 
 static void test_store_abandon_removes_created(void **state)
 {
-    char *d = tmpdir();
+    char *d = unit_tmpdir();
     const char *p = fx_path(d, "new.db");
     char wal[4200];
     Store st;
@@ -128,7 +123,7 @@ static void test_store_abandon_removes_created(void **state)
 
 static void test_store_find_or_add(void **state)
 {
-    char *d = tmpdir();
+    char *d = unit_tmpdir();
     Store st;
     XErr e = { 0 };
     int64_t a1, a2, a3, p1, p2, p3, ds;

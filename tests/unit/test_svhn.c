@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +21,6 @@
 
 static const IngestOpts no_opts; /* zeroed: no options, no validation split */
 
-static char *make_tmpdir(void)
-{
-    char *dir = strdup("/tmp/xfer-svhn-XXXXXX");
-    assert_non_null(dir);
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void expect_error(int rc, const XErr *e, const char *text)
-{
-    if (rc != XE_FAIL || !strstr(e->msg, text))
-        fail_msg("expected an error containing \"%s\", got rc %d \"%s\"", text, rc, e->msg);
-}
 
 static int read_path(Builder *b, const char *path, Split split, XErr *e)
 {
@@ -122,7 +111,7 @@ static void expect_roundtrip(const char *dir, const FxSvhn *o)
 
 static void test_svhn_layouts(void **state)
 {
-    char *dir = make_tmpdir();
+    char *dir = unit_tmpdir();
     (void)state;
     for (int k = 0; k < 16; k++) {
         FxSvhn o = { .n = 12, .compress = k & 1, .y_first = (k >> 1) & 1, .big_endian = (k >> 2) & 1,
@@ -136,7 +125,7 @@ static void test_svhn_layouts(void **state)
 static void test_svhn_label_types(void **state)
 {
     static const int types[] = { 1, 2, 3, 4, 5, 6, 7, 9, 12, 13 };
-    char *dir = make_tmpdir();
+    char *dir = unit_tmpdir();
     (void)state;
     for (size_t t = 0; t < sizeof types / sizeof *types; t++)
         for (int k = 0; k < 4; k++) {
@@ -150,7 +139,7 @@ static void test_svhn_label_types(void **state)
 
 static void test_svhn_shapes(void **state)
 {
-    char *dir = make_tmpdir();
+    char *dir = unit_tmpdir();
     (void)state;
     /* Gray, not square, so rows and columns cannot be swapped unseen. */
     expect_roundtrip(dir, &(FxSvhn){ .n = 11, .h = 5, .w = 7, .c = 1 });
@@ -177,7 +166,7 @@ static void test_svhn_shapes(void **state)
 static void test_svhn_label_values(void **state)
 {
     static const double labels[12] = { 10, 10, 1, 9, 2, 8, 3, 7, 4, 6, 5, 10 };
-    char *dir = make_tmpdir();
+    char *dir = unit_tmpdir();
     (void)state;
     expect_roundtrip(dir, &(FxSvhn){ .n = 12, .h = 2, .w = 2, .labels = labels, .compress = 1 });
     expect_roundtrip(dir, &(FxSvhn){ .n = 12, .h = 2, .w = 2, .labels = labels, .y_type = 7 });
@@ -205,7 +194,7 @@ static void test_svhn_standard(void **state)
         { "nox.mat", "no variable 'X' (the images)" },
         { "noy.mat", "no variable 'y' (the labels)" },
     };
-    char *dir = make_tmpdir(), path[4096];
+    char *dir = unit_tmpdir(), path[4096];
     Builder b;
     XErr e = { 0 };
     IngestOpts opt = no_opts;
@@ -238,8 +227,8 @@ static void test_svhn_standard(void **state)
         xerr_clear(&e);
         assert_int_equal(svhn_begin(&b, &e), XE_OK);
         rc = read_path(&b, path, SPLIT_TRAIN, &e);
-        expect_error(rc, &e, want);
-        expect_error(rc, &e, bad[k].text);
+        unit_expect_error(rc, &e, want);
+        unit_expect_error(rc, &e, bad[k].text);
         builder_release(&b);
     }
     fx_rmtree(dir);
@@ -268,11 +257,11 @@ static void test_svhn_damaged_zlib(void **state)
         assert_int_equal(svhn_begin(&b, &e), XE_OK);
         rc = read_mem(&b, p, n, "damaged.mat", &e);
         if (k < 2) {
-            expect_error(rc, &e, "'damaged.mat': corrupt data at byte 0 of the compressed element at offset");
-            expect_error(rc, &e, "bad zlib data: incorrect header check");
+            unit_expect_error(rc, &e, "'damaged.mat': corrupt data at byte 0 of the compressed element at offset");
+            unit_expect_error(rc, &e, "bad zlib data: incorrect header check");
         } else {
-            expect_error(rc, &e, "'damaged.mat': corrupt data at byte ");
-            expect_error(rc, &e, "bad zlib data: incorrect data check");
+            unit_expect_error(rc, &e, "'damaged.mat': corrupt data at byte ");
+            unit_expect_error(rc, &e, "bad zlib data: incorrect data check");
         }
         builder_release(&b);
         free(p);
@@ -282,7 +271,7 @@ static void test_svhn_damaged_zlib(void **state)
 /* A MAT-file inside gzip reads the same (XStream decodes it). */
 static void test_svhn_gzip(void **state)
 {
-    char *dir = make_tmpdir(), path[4096];
+    char *dir = unit_tmpdir(), path[4096];
     FxSvhn o = { .n = 10, .h = 4, .w = 6 };
     uint8_t *p;
     size_t n;
@@ -307,7 +296,7 @@ static void test_svhn_gzip(void **state)
  * split by name, and bad/ beside them is not read. */
 static void test_svhn_ingest_dir(void **state)
 {
-    char *dir = make_tmpdir();
+    char *dir = unit_tmpdir();
     Builder b;
     XErr e = { 0 };
     IngestOpts opt = no_opts;
