@@ -53,16 +53,6 @@ static int is_junk(const char *path)
     return b[0] == '.' || strstr(path, "__MACOSX/") != NULL || !*b;
 }
 
-/* Strips ".npy" from a member's base name (a class name or a keras name). */
-static void npy_stem(const char *path, char *out, size_t cap)
-{
-    const char *b = base_name(path);
-    size_t n = strlen(b);
-    if (has_ext(b, ".npy"))
-        n -= 4;
-    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), b);
-}
-
 static int png_member(Builder *b, struct archive *a, struct archive_entry *ent, const char *src,
                       XErr *e)
 {
@@ -231,7 +221,7 @@ int ingest_archive(Builder *b, const char *path, const void *mem, size_t len, In
             XStream s;
             if (!has_ext(name, ".npy"))
                 continue;
-            npy_stem(name, stem, sizeof stem);
+            npy_class_name(name, stem, sizeof stem);
             if (!keras && !npy_class && npz_is_keras_name(stem) && !(keras = npz_keras_new())) {
                 xerr_set(e, XE_FAIL, "out of memory");
                 goto cleanup;

@@ -103,26 +103,11 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static char *base_dup_stem(const char *path, const char *ext)
-{
-    const char *b = strrchr(path, '/');
-    char *s = strdup(b ? b + 1 : path);
-    size_t n, k = strlen(ext);
-    if (!s)
-        return NULL;
-    n = strlen(s);
-    if (n > 3 && !strcmp(s + n - 3, ".gz"))
-        s[n -= 3] = '\0';
-    if (n > k && !strcasecmp(s + n - k, ext))
-        s[n - k] = '\0';
-    return s;
-}
-
 static int read_one(Builder *b, const char *path, IngestFormat fmt, XErr *e)
 {
     XStream s;
     int rc = xstream_open_path(&s, path, e);
-    char *stem = NULL;
+    char stem[256];
     Split split = split_from_name(path);
     if (rc)
         return rc;
@@ -132,8 +117,8 @@ static int read_one(Builder *b, const char *path, IngestFormat fmt, XErr *e)
         rc = cifar_read_batch(b, fmt == FORMAT_CIFAR10 ? 10 : 100, &s, split, e);
         break;
     case FORMAT_NPY:
-        stem = base_dup_stem(path, ".npy");
-        rc = stem ? npy_read_class(b, &s, stem, e) : xerr_set(e, XE_FAIL, "out of memory");
+        npy_class_name(path, stem, sizeof stem);
+        rc = npy_read_class(b, &s, stem, e);
         break;
     case FORMAT_SVHN:
         rc = svhn_read_mat(b, &s, split, e);
@@ -141,7 +126,6 @@ static int read_one(Builder *b, const char *path, IngestFormat fmt, XErr *e)
     default:
         rc = xerr_set(e, XE_FAIL, "'%s': cannot read as %s", path, ingest_format_name(fmt));
     }
-    free(stem);
     xstream_release(&s);
     return rc;
 }

@@ -810,3 +810,19 @@ cleanup:
     free(text);
     return rc;
 }
+
+void npy_class_name(const char *path, char *out, size_t cap)
+{
+    static const char prefix[] = "full_numpy_bitmap_";
+    const char *b = strrchr(path, '/');
+    size_t n;
+    b = b ? b + 1 : path;
+    if (!strncmp(b, prefix, sizeof prefix - 1) && b[sizeof prefix - 1])
+        b += sizeof prefix - 1;
+    n = strlen(b);
+    if (n > 3 && !strcmp(b + n - 3, ".gz"))
+        n -= 3;
+    if (n > 4 && !strncasecmp(b + n - 4, ".npy", 4))
+        n -= 4;
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), b);
+}

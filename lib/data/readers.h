@@ -32,6 +32,9 @@ int cifar_member_kind(const char *name, int variant, int coarse, Split *split);
 /* NPY: one .npy array holds one class, images (N, H, W[, C]) or (N, H*W)
  * with a square side; the class name is given. */
 int npy_read_class(Builder *b, XStream *s, const char *class_name, XErr *e);
+/* The class an .npy file or member stands for: its base name without
+ * ".npy" / ".npy.gz" and without Quick, Draw!'s "full_numpy_bitmap_" prefix. */
+void npy_class_name(const char *path, char *out, size_t cap);
 /* NPZ in keras layout (x_train, y_train, x_test, y_test[, x_valid, y_valid]):
  * members are gathered with npz_keras_member, then added by npz_keras_finish. */
 typedef struct NpzKeras NpzKeras;
