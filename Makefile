@@ -6,7 +6,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Wno-format-truncation -Werror
-PKGS     := sqlite3 libarchive zlib libpng jansson openssl stb
+PKGS     := sqlite3 libarchive zlib libpng jansson openssl stb openblas
 XCFLAGS  := -std=c11 -D_GNU_SOURCE -Ilib -Itests $(WARN) -MMD -MP \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lcrypto -lm -lpthread
@@ -34,7 +34,7 @@ endif
 # A sanitizer build lives apart, so switching never mixes objects.
 BUILD    := build$(if $(SANITIZE),-san)
 BINDIR   := bin$(if $(SANITIZE),-san)
-LIB_SRC  := $(wildcard lib/*/*.c)
+LIB_SRC  := $(wildcard lib/*/*.c lib/*/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/schema.o
 LIBXFER  := $(BUILD)/libxfer.a
 TOOLS    := ingest train-meta predict search
