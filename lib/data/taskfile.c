@@ -196,7 +196,7 @@ int taskfile_open(TaskFile *t, const char *path, XErr *e)
             taskfile_close(t);
             return xerr_set(e, XE_FAIL, "'%s': truncated task file", path);
         }
-        t->labels[s] = (const uint16_t *)(p + off);
+        t->labels[s] = p + off;
         off += 2 * t->n[s];
         t->images[s] = p + off;
         off += img * t->n[s];

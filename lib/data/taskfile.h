@@ -26,11 +26,17 @@ int taskfile_write(const Builder *b, const char *dir, const char *name, char **f
 typedef struct TaskFile {
     uint32_t h, w, c, classes;
     uint64_t n[SPLIT_COUNT];
-    const uint16_t *labels[SPLIT_COUNT]; /* (n,) */
+    const uint8_t *labels[SPLIT_COUNT];  /* (n,) u16 little-endian, maybe unaligned: taskfile_label */
     const uint8_t *images[SPLIT_COUNT];  /* (n, H, W, C) */
     void *map;
     size_t size;
 } TaskFile;
+
+/* Label i of a split. */
+static inline int taskfile_label(const TaskFile *t, Split s, size_t i)
+{
+    return t->labels[s][2 * i] | t->labels[s][2 * i + 1] << 8;
+}
 
 /* Maps a task file read-only and checks its header against its size. */
 int taskfile_open(TaskFile *t, const char *path, XErr *e);

@@ -281,7 +281,7 @@ static void test_builder_taskfile_roundtrip(void **state)
     /* every train and valid record is one of the source records, label intact */
     for (int s = 0; s < 2; s++)
         for (uint64_t i = 0; i < t.n[s]; i++)
-            assert_int_equal(t.images[s][4 * i] / 10, t.labels[s][i]);
+            assert_int_equal(t.images[s][4 * i] / 10, taskfile_label(&t, s, i));
     assert_int_equal(t.images[SPLIT_TEST][4], 10);
     taskfile_close(&t);
     /* a truncated file is refused */

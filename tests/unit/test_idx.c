@@ -216,12 +216,12 @@ static void test_idx_valid_split_stratified(void **state)
         int v = f->b[0].to_valid[i];
         size_t k = v ? nv++ : nt++;
         Split s = v ? SPLIT_VALID : SPLIT_TRAIN;
-        assert_int_equal(t.labels[s][k], i % 10);
+        assert_int_equal(taskfile_label(&t, s, k), i % 10);
         for (uint32_t j = 0; j < IMG; j++)
             assert_int_equal(t.images[s][k * IMG + j], fx_pixel(i, j));
     }
     for (uint32_t i = 0; i < 10; i++) {
-        assert_int_equal(t.labels[SPLIT_TEST][i], i % 10);
+        assert_int_equal(taskfile_label(&t, SPLIT_TEST, i), i % 10);
         assert_int_equal(t.images[SPLIT_TEST][(size_t)i * IMG + 5], fx_pixel(i + 1000, 5));
     }
     taskfile_close(&t);

@@ -750,7 +750,7 @@ static void test_dataset_add_stores(void **state)
     assert_int_equal(t.n[SPLIT_TRAIN], 10);
     assert_int_equal(t.n[SPLIT_VALID], 10);
     assert_int_equal(t.n[SPLIT_TEST], 10);
-    assert_int_equal(t.labels[SPLIT_TEST][7], 7);
+    assert_int_equal(taskfile_label(&t, SPLIT_TEST, 7), 7);
     assert_int_equal(t.images[SPLIT_TEST][7 * 64 + 9], fx_pixel(1007, 9));
     taskfile_close(&t);
     /* the same source and options again: nothing changes */
