@@ -1,0 +1,491 @@
+/* Building, allocating and running networks (see net.h). Shapes are checked
+ * as layers are added; the first error sticks and net_finalize reports it. */
+#include "nn/net.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int net_init(Net *net, const NnBackend *be, int batch, int c, int h, int w, XErr *e)
+{
+    memset(net, 0, sizeof *net);
+    net->be = be;
+    net->batch = batch;
+    net->bn_eps = 1e-5f;
+    net->bn_momentum = 0.1f;
+    if (batch < 1 || c < 1 || h < 1 || w < 1)
+        return xerr_set(e, XE_FAIL, "network input %dx%dx%dx%d: sizes must be positive", batch, c, h, w);
+    net->t = malloc(64 * sizeof *net->t);
+    if (!net->t)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    net->cap_t = 64;
+    net->t[0] = (NetTensor){ c, h, w, 0 };
+    net->nt = 1;
+    return XE_OK;
+}
+
+void net_release(Net *net)
+{
+    const NnBackend *be = net->be;
+    if (be) {
+        void *blocks[] = { net->params, net->grads, net->mom, net->decay, net->state,
+                           net->save, net->acts, net->dacts, net->ws };
+        for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
+            if (blocks[i])
+                be->free(be->ctx, blocks[i]);
+    }
+    free(net->layers);
+    free(net->t);
+    memset(net, 0, sizeof *net);
+}
+
+/* Records the first building error; returns -1 (no tensor). */
+__attribute__((format(printf, 2, 3))) static int fail(Net *net, const char *fmt, ...)
+{
+    va_list ap;
+    if (!net->err.code) {
+        va_start(ap, fmt);
+        vsnprintf(net->err.msg, sizeof net->err.msg, fmt, ap);
+        va_end(ap);
+        net->err.code = XE_FAIL;
+    }
+    return -1;
+}
+
+static int valid(Net *net, int x)
+{
+    if (net->err.code)
+        return 0;
+    if (x < 0 || x >= net->nt) {
+        fail(net, "network: tensor %d does not exist (%d made)", x, net->nt);
+        return 0;
+    }
+    return 1;
+}
+
+static int new_tensor(Net *net, int c, int h, int w)
+{
+    if (net->nt == net->cap_t) {
+        NetTensor *t = realloc(net->t, (size_t)net->cap_t * 2 * sizeof *t);
+        if (!t)
+            return fail(net, "out of memory");
+        net->t = t;
+        net->cap_t *= 2;
+    }
+    net->t[net->nt] = (NetTensor){ c, h, w, 0 };
+    return net->nt++;
+}
+
+static Layer *new_layer(Net *net, LayerKind kind, const int *in, int nin)
+{
+    Layer *l;
+    if (net->nlayers == net->cap_layers) {
+        int cap = net->cap_layers ? 2 * net->cap_layers : 64;
+        Layer *n = realloc(net->layers, (size_t)cap * sizeof *n);
+        if (!n) {
+            fail(net, "out of memory");
+            return NULL;
+        }
+        net->layers = n;
+        net->cap_layers = cap;
+    }
+    l = &net->layers[net->nlayers++];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->nin = nin;
+    memcpy(l->in, in, (size_t)nin * sizeof *in);
+    return l;
+}
+
+/* Adds a layer with one input and an output of the given shape. */
+static int unary(Net *net, LayerKind kind, int x, int c, int h, int w, Layer **out)
+{
+    int y;
+    Layer *l;
+    if ((y = new_tensor(net, c, h, w)) < 0 || !(l = new_layer(net, kind, &x, 1)))
+        return -1;
+    l->out = y;
+    *out = l;
+    return y;
+}
+
+int net_conv(Net *net, int x, int cout, int k, int stride, int pad, int dil, int groups)
+{
+    ConvDesc d;
+    Layer *l;
+    const NetTensor *t;
+    int y;
+    if (!valid(net, x))
+        return -1;
+    t = &net->t[x];
+    if (conv_desc_init(&d, net->batch, t->c, t->h, t->w, cout, k, stride, pad, dil, groups, &net->err))
+        return -1;
+    if ((y = unary(net, LAYER_CONV, x, cout, d.oh, d.ow, &l)) < 0)
+        return -1;
+    l->conv = d;
+    l->w = net->nparams;
+    net->nparams += (size_t)cout * (size_t)(t->c / groups) * (size_t)k * (size_t)k;
+    if (conv_workspace(&d) > net->nws)
+        net->nws = conv_workspace(&d);
+    return y;
+}
+
+int net_bn(Net *net, int x)
+{
+    Layer *l;
+    int y, c;
+    if (!valid(net, x))
+        return -1;
+    c = net->t[x].c;
+    if ((y = unary(net, LAYER_BN, x, c, net->t[x].h, net->t[x].w, &l)) < 0)
+        return -1;
+    l->bn = (BnDesc){ net->batch, c, net->t[x].h * net->t[x].w, net->bn_eps, net->bn_momentum };
+    l->w = net->nparams;
+    l->b = net->nparams + (size_t)c;
+    net->nparams += 2 * (size_t)c;
+    l->stat = net->nstate;
+    net->nstate += 2 * (size_t)c;
+    l->save = net->nsave;
+    net->nsave += 2 * (size_t)c;
+    return y;
+}
+
+int net_relu(Net *net, int x)
+{
+    Layer *l;
+    if (!valid(net, x))
+        return -1;
+    return unary(net, LAYER_RELU, x, net->t[x].c, net->t[x].h, net->t[x].w, &l);
+}
+
+int net_pool(Net *net, int x, PoolType type, int k, int stride, int pad)
+{
+    PoolDesc d;
+    Layer *l;
+    const NetTensor *t;
+    int y;
+    if (!valid(net, x))
+        return -1;
+    t = &net->t[x];
+    if (pool_desc_init(&d, type, net->batch, t->c, t->h, t->w, k, stride, pad, &net->err))
+        return -1;
+    if ((y = unary(net, LAYER_POOL, x, t->c, d.oh, d.ow, &l)) < 0)
+        return -1;
+    l->pool = d;
+    return y;
+}
+
+static int same_shape(Net *net, const int *x, int k, const char *what)
+{
+    for (int i = 0; i < k; i++) {
+        if (!valid(net, x[i]))
+            return 0;
+        if (net->t[x[i]].h != net->t[x[0]].h || net->t[x[i]].w != net->t[x[0]].w ||
+            (strcmp(what, "concat") && net->t[x[i]].c != net->t[x[0]].c)) {
+            fail(net, "network: inputs of a %s differ in shape: %dx%dx%d and %dx%dx%d", what, net->t[x[0]].c,
+                 net->t[x[0]].h, net->t[x[0]].w, net->t[x[i]].c, net->t[x[i]].h, net->t[x[i]].w);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int multi(Net *net, LayerKind kind, const int *x, int k, int c)
+{
+    Layer *l;
+    int y;
+    if (k < 1 || k > NET_MAX_IN)
+        return fail(net, "network: %d inputs (1 to %d)", k, NET_MAX_IN);
+    if ((y = new_tensor(net, c, net->t[x[0]].h, net->t[x[0]].w)) < 0 || !(l = new_layer(net, kind, x, k)))
+        return -1;
+    l->out = y;
+    return y;
+}
+
+int net_sum(Net *net, const int *x, int k)
+{
+    if (k < 1 || !same_shape(net, x, k, "sum"))
+        return k < 1 ? fail(net, "network: a sum of no tensors") : -1;
+    return multi(net, LAYER_SUM, x, k, net->t[x[0]].c);
+}
+
+int net_concat(Net *net, const int *x, int k)
+{
+    int c = 0;
+    if (k < 1 || !same_shape(net, x, k, "concat"))
+        return k < 1 ? fail(net, "network: a concat of no tensors") : -1;
+    for (int i = 0; i < k; i++)
+        c += net->t[x[i]].c;
+    return multi(net, LAYER_CONCAT, x, k, c);
+}
+
+int net_crop(Net *net, int x, int oy, int ox, int oh, int ow)
+{
+    Layer *l;
+    int y;
+    if (!valid(net, x))
+        return -1;
+    if (oy < 0 || ox < 0 || oh < 1 || ow < 1 || oy + oh > net->t[x].h || ox + ow > net->t[x].w)
+        return fail(net, "network: a %dx%d crop at %d,%d does not fit a %dx%d input", oh, ow, oy, ox, net->t[x].h,
+                    net->t[x].w);
+    if ((y = unary(net, LAYER_CROP, x, net->t[x].c, oh, ow, &l)) < 0)
+        return -1;
+    l->oy = oy;
+    l->ox = ox;
+    return y;
+}
+
+int net_zero(Net *net, int like)
+{
+    Layer *l;
+    if (!valid(net, like))
+        return -1;
+    return unary(net, LAYER_ZERO, like, net->t[like].c, net->t[like].h, net->t[like].w, &l);
+}
+
+int net_gap(Net *net, int x)
+{
+    Layer *l;
+    if (!valid(net, x))
+        return -1;
+    return unary(net, LAYER_GAP, x, net->t[x].c, 1, 1, &l);
+}
+
+int net_linear(Net *net, int x, int out)
+{
+    Layer *l;
+    int y;
+    size_t in;
+    if (!valid(net, x))
+        return -1;
+    if (out < 1)
+        return fail(net, "network: linear layer with %d outputs", out);
+    in = (size_t)net->t[x].c * net->t[x].h * net->t[x].w;
+    if ((y = unary(net, LAYER_LINEAR, x, out, 1, 1, &l)) < 0)
+        return -1;
+    l->w = net->nparams;
+    l->b = net->nparams + (size_t)out * in;
+    net->nparams += (size_t)out * in + (size_t)out;
+    return y;
+}
+
+static size_t numel(const Net *net, int id)
+{
+    const NetTensor *t = &net->t[id];
+    return (size_t)net->batch * t->c * t->h * t->w;
+}
+
+static void uniform(Rng *r, float *p, size_t n, double bound)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((2.0 * rng_uniform(r) - 1.0) * bound);
+}
+
+/* PyTorch's defaults: conv and linear weights U(-1/sqrt(fan_in), +),
+ * linear bias the same; BN gamma 1, beta 0, running mean 0, var 1. */
+static void init_params(Net *net, float *p, float *state, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < net->nlayers; i++) {
+        const Layer *l = &net->layers[i];
+        if (l->kind == LAYER_CONV) {
+            const ConvDesc *d = &l->conv;
+            size_t fan = (size_t)(d->cin / d->groups) * d->kh * d->kw;
+            uniform(&r, p + l->w, (size_t)d->cout * fan, 1.0 / sqrt((double)fan));
+        } else if (l->kind == LAYER_LINEAR) {
+            const NetTensor *t = &net->t[l->in[0]];
+            size_t in = (size_t)t->c * t->h * t->w, out = (size_t)net->t[l->out].c;
+            uniform(&r, p + l->w, out * in, 1.0 / sqrt((double)in));
+            uniform(&r, p + l->b, out, 1.0 / sqrt((double)in));
+        } else if (l->kind == LAYER_BN) {
+            for (int c = 0; c < l->bn.c; c++) {
+                p[l->w + (size_t)c] = 1.0f;
+                p[l->b + (size_t)c] = 0.0f;
+                state[l->stat + (size_t)c] = 0.0f;
+                state[l->stat + (size_t)l->bn.c + (size_t)c] = 1.0f;
+            }
+        }
+    }
+}
+
+int net_finalize(Net *net, uint64_t seed, XErr *e)
+{
+    const NnBackend *be = net->be;
+    float *hp = NULL, *hs = NULL;
+    uint8_t *hd = NULL;
+    if (net->err.code) {
+        *e = net->err;
+        return e->code;
+    }
+    if (net->nlayers == 0)
+        return xerr_set(e, XE_FAIL, "network: no layers");
+    for (int i = 0; i < net->nt; i++) {
+        net->t[i].off = net->nacts;
+        net->nacts += numel(net, i);
+    }
+#define ALLOC(field, count, size)                                                                            \
+    if (!(net->field = be->alloc(be->ctx, ((count) ? (count) : 1) * (size))))                                  \
+        return xerr_set(e, XE_FAIL, "out of memory for the network (%s)", #field);
+    ALLOC(params, net->nparams, sizeof(float))
+    ALLOC(grads, net->nparams, sizeof(float))
+    ALLOC(mom, net->nparams, sizeof(float))
+    ALLOC(decay, net->nparams, 1)
+    ALLOC(state, net->nstate, sizeof(float))
+    ALLOC(save, net->nsave, sizeof(float))
+    ALLOC(acts, net->nacts, sizeof(float))
+    ALLOC(dacts, net->nacts, sizeof(float))
+    ALLOC(ws, net->nws, sizeof(float))
+#undef ALLOC
+    hp = calloc(net->nparams + 1, sizeof *hp);
+    hs = calloc(net->nstate + 1, sizeof *hs);
+    hd = malloc(net->nparams + 1);
+    if (!hp || !hs || !hd) {
+        free(hp), free(hs), free(hd);
+        return xerr_set(e, XE_FAIL, "out of memory");
+    }
+    init_params(net, hp, hs, seed);
+    memset(hd, 1, net->nparams + 1);
+    be->upload(be->ctx, net->params, hp, net->nparams * sizeof(float));
+    be->upload(be->ctx, net->state, hs, net->nstate * sizeof(float));
+    be->upload(be->ctx, net->decay, hd, net->nparams);
+    free(hp), free(hs), free(hd);
+    return XE_OK;
+}
+
+size_t net_param_count(const Net *net)
+{
+    return net->nparams;
+}
+
+int net_output(const Net *net)
+{
+    return net->nt - 1;
+}
+
+#define ACT(id) (net->acts + net->t[id].off)
+#define DACT(id) (net->dacts + net->t[id].off)
+
+const float *net_forward(Net *net, const float *x, int train)
+{
+    const NnBackend *be = net->be;
+    void *ctx = be->ctx;
+    be->upload(ctx, ACT(0), x, numel(net, 0) * sizeof(float));
+    for (int i = 0; i < net->nlayers; i++) {
+        const Layer *l = &net->layers[i];
+        const NetTensor *in = &net->t[l->in[0]];
+        float *y = ACT(l->out);
+        const float *x0 = ACT(l->in[0]);
+        switch (l->kind) {
+        case LAYER_CONV:
+            be->conv_fwd(ctx, &l->conv, x0, net->params + l->w, y, net->ws);
+            break;
+        case LAYER_BN:
+            if (train)
+                be->bn_fwd_train(ctx, &l->bn, x0, net->params + l->w, net->params + l->b, y, net->save + l->save,
+                                 net->save + l->save + l->bn.c, net->state + l->stat,
+                                 net->state + l->stat + l->bn.c);
+            else
+                be->bn_fwd_eval(ctx, &l->bn, x0, net->params + l->w, net->params + l->b, net->state + l->stat,
+                                net->state + l->stat + l->bn.c, y);
+            break;
+        case LAYER_RELU:
+            be->relu_fwd(ctx, numel(net, l->out), x0, y);
+            break;
+        case LAYER_POOL:
+            be->pool_fwd(ctx, &l->pool, x0, y);
+            break;
+        case LAYER_SUM:
+            be->scale(ctx, numel(net, l->out), 1.0f, x0, y);
+            for (int k = 1; k < l->nin; k++)
+                be->acc(ctx, numel(net, l->out), ACT(l->in[k]), y);
+            break;
+        case LAYER_CONCAT: {
+            int c[NET_MAX_IN];
+            const float *xs[NET_MAX_IN];
+            for (int k = 0; k < l->nin; k++) {
+                c[k] = net->t[l->in[k]].c;
+                xs[k] = ACT(l->in[k]);
+            }
+            be->concat_fwd(ctx, net->batch, in->h * in->w, l->nin, c, xs, y);
+            break;
+        }
+        case LAYER_CROP:
+            be->crop_fwd(ctx, net->batch, in->c, in->h, in->w, l->oy, l->ox, net->t[l->out].h, net->t[l->out].w, x0,
+                         y);
+            break;
+        case LAYER_ZERO:
+            be->fill(ctx, numel(net, l->out), 0.0f, y);
+            break;
+        case LAYER_GAP:
+            be->gap_fwd(ctx, net->batch, in->c, in->h * in->w, x0, y);
+            break;
+        case LAYER_LINEAR:
+            be->linear_fwd(ctx, net->batch, in->c * in->h * in->w, net->t[l->out].c, x0, net->params + l->w,
+                           net->params + l->b, y);
+            break;
+        }
+    }
+    return ACT(net_output(net));
+}
+
+void net_backward(Net *net, const float *dout)
+{
+    const NnBackend *be = net->be;
+    void *ctx = be->ctx;
+    int last = net_output(net);
+    be->fill(ctx, net->nacts, 0.0f, net->dacts);
+    be->fill(ctx, net->nparams, 0.0f, net->grads);
+    be->scale(ctx, numel(net, last), 1.0f, dout, DACT(last));
+    for (int i = net->nlayers - 1; i >= 0; i--) {
+        const Layer *l = &net->layers[i];
+        const NetTensor *in = &net->t[l->in[0]];
+        const float *dy = DACT(l->out), *x0 = ACT(l->in[0]);
+        float *dx0 = DACT(l->in[0]);
+        switch (l->kind) {
+        case LAYER_CONV:
+            be->conv_bwd_data(ctx, &l->conv, dy, net->params + l->w, dx0, net->ws);
+            be->conv_bwd_filter(ctx, &l->conv, x0, dy, net->grads + l->w, net->ws);
+            break;
+        case LAYER_BN:
+            be->bn_bwd(ctx, &l->bn, x0, dy, net->params + l->w, net->save + l->save, net->save + l->save + l->bn.c,
+                       dx0, net->grads + l->w, net->grads + l->b);
+            break;
+        case LAYER_RELU:
+            be->relu_bwd(ctx, numel(net, l->out), ACT(l->out), dy, dx0);
+            break;
+        case LAYER_POOL:
+            be->pool_bwd(ctx, &l->pool, x0, ACT(l->out), dy, dx0);
+            break;
+        case LAYER_SUM:
+            for (int k = 0; k < l->nin; k++)
+                be->acc(ctx, numel(net, l->out), dy, DACT(l->in[k]));
+            break;
+        case LAYER_CONCAT: {
+            int c[NET_MAX_IN];
+            float *dxs[NET_MAX_IN];
+            for (int k = 0; k < l->nin; k++) {
+                c[k] = net->t[l->in[k]].c;
+                dxs[k] = DACT(l->in[k]);
+            }
+            be->concat_bwd(ctx, net->batch, in->h * in->w, l->nin, c, dy, dxs);
+            break;
+        }
+        case LAYER_CROP:
+            be->crop_bwd(ctx, net->batch, in->c, in->h, in->w, l->oy, l->ox, net->t[l->out].h, net->t[l->out].w, dy,
+                         dx0);
+            break;
+        case LAYER_ZERO:
+            break;
+        case LAYER_GAP:
+            be->gap_bwd(ctx, net->batch, in->c, in->h * in->w, dy, dx0);
+            break;
+        case LAYER_LINEAR:
+            be->linear_bwd(ctx, net->batch, in->c * in->h * in->w, net->t[l->out].c, x0, net->params + l->w, dy, dx0,
+                           net->grads + l->w, net->grads + l->b);
+            break;
+        }
+    }
+}

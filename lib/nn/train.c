@@ -1,0 +1,231 @@
+/* Training loop, learning-rate schedule and checkpoints. */
+#include "nn/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double recipe_lr(const Recipe *r, long step, long steps_per_epoch)
+{
+    long warm = (long)r->warmup_epochs * steps_per_epoch, total = (long)r->epochs * steps_per_epoch;
+    if (step < warm)
+        return r->lr * (double)(step + 1) / (double)warm;
+    if (total - warm <= 0)
+        return r->lr;
+    return r->lr_min + 0.5 * (r->lr - r->lr_min) * (1.0 + cos(M_PI * (double)(step - warm) / (double)(total - warm)));
+}
+
+/* One pass over a batch: forward, loss, backward. Returns the loss. */
+static float step_batch(Net *net, const float *x, const int32_t *y, int k, float smoothing, int *correct,
+                        float *dlogits)
+{
+    const NnBackend *be = net->be;
+    const float *logits = net_forward(net, x, 1);
+    float loss;
+    be->xent(be->ctx, net->batch, k, logits, y, smoothing, dlogits, &loss, correct);
+    net_backward(net, dlogits);
+    return loss;
+}
+
+int train_evaluate(Net *net, const TaskFile *t, Split split, const double *mean, const double *std,
+                   double *loss, double *acc, XErr *e)
+{
+    const NnBackend *be = net->be;
+    Batcher b;
+    size_t img = (size_t)t->h * t->w * t->c, seen = 0;
+    int k = (int)t->classes, n, rc;
+    float *x = calloc((size_t)net->batch * img, sizeof *x), *dl = calloc((size_t)net->batch * k, sizeof *dl);
+    int32_t *y = calloc((size_t)net->batch, sizeof *y);
+    double sum = 0, right = 0;
+    *loss = *acc = -1;
+    rc = !x || !dl || !y ? xerr_set(e, XE_FAIL, "out of memory") : XE_OK;
+    if (rc == XE_OK)
+        rc = batcher_init(&b, t, split, net->batch, 0, NULL, mean, std, 0, e);
+    if (rc) {
+        free(x), free(dl), free(y);
+        return rc;
+    }
+    /* The last partial batch runs padded with copies of its first image:
+     * eval mode keeps samples independent; only the real ones count. */
+    while ((n = batcher_next(&b, x, y)) > 0) {
+        const float *logits;
+        for (int i = n; i < net->batch; i++) {
+            memcpy(x + (size_t)i * img, x, img * sizeof *x);
+            y[i] = y[0];
+        }
+        logits = net_forward(net, x, 0);
+        for (int i = 0; i < n; i++) {
+            float l;
+            int c;
+            be->xent(be->ctx, 1, k, logits + (size_t)i * k, y + i, 0.0f, dl, &l, &c);
+            sum += l;
+            right += c;
+        }
+        seen += (size_t)n;
+    }
+    batcher_release(&b);
+    free(x), free(dl), free(y);
+    if (seen) {
+        *loss = sum / (double)seen;
+        *acc = right / (double)seen;
+    }
+    return XE_OK;
+}
+
+int train_run(Net *net, const TaskFile *t, const double *mean, const double *std, const Recipe *r,
+              int start, EpochFn fn, void *ctx, double *test_acc, XErr *e)
+{
+    const NnBackend *be = net->be;
+    Batcher b;
+    size_t img = (size_t)t->h * t->w * t->c;
+    int k = (int)t->classes, rc;
+    long spe;
+    float *x = calloc((size_t)net->batch * img, sizeof *x), *dl = calloc((size_t)net->batch * k, sizeof *dl);
+    int32_t *y = calloc((size_t)net->batch, sizeof *y);
+    *test_acc = -1;
+    if (!x || !dl || !y) {
+        free(x), free(dl), free(y);
+        return xerr_set(e, XE_FAIL, "out of memory");
+    }
+    if ((rc = batcher_init(&b, t, SPLIT_TRAIN, net->batch, 1, &r->aug, mean, std, r->seed, e))) {
+        free(x), free(dl), free(y);
+        return rc;
+    }
+    spe = (long)batcher_count(&b);
+    if (spe == 0) {
+        rc = xerr_set(e, XE_FAIL, "%llu training images are fewer than one batch of %d",
+                      (unsigned long long)t->n[SPLIT_TRAIN], net->batch);
+        goto cleanup;
+    }
+    for (int epoch = start; epoch < r->epochs; epoch++) {
+        EpochPoint p = { epoch + 1, 0, 0, -1, -1, 0, 0 };
+        double t0 = now(), loss_sum = 0;
+        long correct = 0, step = (long)epoch * spe;
+        batcher_epoch(&b, epoch);
+        while (batcher_next(&b, x, y) == net->batch) {
+            int c;
+            double lr = recipe_lr(r, step++, spe);
+            float loss = step_batch(net, x, y, k, r->label_smoothing, &c, dl);
+            float scale = 1.0f;
+            if (!isfinite(loss)) {
+                rc = xerr_set(e, XE_FAIL, "diverged: the loss is %g at epoch %d", (double)loss, epoch + 1);
+                goto cleanup;
+            }
+            if (r->clip > 0) {
+                double norm = sqrt(be->sumsq(be->ctx, net->nparams, net->grads));
+                if (norm > r->clip)
+                    scale = (float)(r->clip / (norm + 1e-6));
+            }
+            if (scale != 1.0f)
+                be->scale(be->ctx, net->nparams, scale, net->grads, net->grads);
+            be->sgd(be->ctx, net->nparams, net->params, net->grads, net->mom, net->decay, (float)lr, r->momentum,
+                    r->wd, r->nesterov);
+            loss_sum += loss;
+            correct += c;
+            p.lr = lr;
+            if (xfer_interrupted) {
+                rc = xerr_set(e, XE_INTR, "interrupted");
+                goto cleanup;
+            }
+        }
+        p.train_loss = loss_sum / (double)spe;
+        p.train_acc = (double)correct / ((double)spe * net->batch);
+        if (t->n[SPLIT_VALID] && (rc = train_evaluate(net, t, SPLIT_VALID, mean, std, &p.valid_loss, &p.valid_acc, e)))
+            goto cleanup;
+        p.seconds = now() - t0;
+        if (fn && (rc = fn(ctx, net, &p, e)))
+            goto cleanup;
+    }
+    if (t->n[SPLIT_TEST]) {
+        double l;
+        rc = train_evaluate(net, t, SPLIT_TEST, mean, std, &l, test_acc, e);
+    }
+cleanup:
+    batcher_release(&b);
+    free(x), free(dl), free(y);
+    return rc;
+}
+
+/* Checkpoint layout: "XFERCKPT" u32 version 1, u32 epoch, u64 nparams,
+ * u64 nstate, then params, momentum and state as float32. */
+int net_checkpoint_write(const Net *net, int epoch, const char *path, XErr *e)
+{
+    const NnBackend *be = net->be;
+    size_t np = net->nparams, ns = net->nstate;
+    float *buf = malloc((2 * np + ns + 1) * sizeof *buf);
+    char tmp[4200];
+    uint32_t head[2] = { 1, (uint32_t)epoch };
+    uint64_t sizes[2] = { np, ns };
+    FILE *f;
+    int ok;
+    if (!buf)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    be->download(be->ctx, buf, net->params, np * sizeof *buf);
+    be->download(be->ctx, buf + np, net->mom, np * sizeof *buf);
+    be->download(be->ctx, buf + 2 * np, net->state, ns * sizeof *buf);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    f = fopen(tmp, "wb");
+    if (!f) {
+        free(buf);
+        return xerr_set(e, XE_FAIL, "'%s': %s", tmp, strerror(errno));
+    }
+    ok = fwrite("XFERCKPT", 1, 8, f) == 8 && fwrite(head, sizeof head, 1, f) == 1 &&
+         fwrite(sizes, sizeof sizes, 1, f) == 1 && fwrite(buf, sizeof *buf, 2 * np + ns, f) == 2 * np + ns;
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    free(buf);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return xerr_set(e, XE_FAIL, "'%s': cannot write checkpoint: %s", path, strerror(errno));
+    }
+    return XE_OK;
+}
+
+int net_checkpoint_read(Net *net, int *epoch, const char *path, XErr *e)
+{
+    const NnBackend *be = net->be;
+    size_t np = net->nparams, ns = net->nstate;
+    char magic[8];
+    uint32_t head[2];
+    uint64_t sizes[2];
+    float *buf;
+    FILE *f = fopen(path, "rb");
+    int rc = XE_OK;
+    if (!f)
+        return xerr_set(e, XE_FAIL, "'%s': %s", path, strerror(errno));
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "XFERCKPT", 8) || fread(head, sizeof head, 1, f) != 1 ||
+        head[0] != 1 || fread(sizes, sizeof sizes, 1, f) != 1) {
+        fclose(f);
+        return xerr_set(e, XE_FAIL, "'%s': not a version 1 checkpoint", path);
+    }
+    if (sizes[0] != np || sizes[1] != ns) {
+        fclose(f);
+        return xerr_set(e, XE_FAIL, "'%s': checkpoint of %llu parameters, the network has %zu", path,
+                        (unsigned long long)sizes[0], np);
+    }
+    buf = malloc((2 * np + ns + 1) * sizeof *buf);
+    if (!buf)
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+    else if (fread(buf, sizeof *buf, 2 * np + ns, f) != 2 * np + ns || fgetc(f) != EOF)
+        rc = xerr_set(e, XE_FAIL, "'%s': truncated or oversized checkpoint", path);
+    fclose(f);
+    if (rc == XE_OK) {
+        be->upload(be->ctx, net->params, buf, np * sizeof *buf);
+        be->upload(be->ctx, net->mom, buf + np, np * sizeof *buf);
+        be->upload(be->ctx, net->state, buf + 2 * np, ns * sizeof *buf);
+        *epoch = (int)head[1];
+    }
+    free(buf);
+    return rc;
+}
