@@ -19,6 +19,7 @@ static const struct {
 } sets[] = {
     { "idx", fx_idx_standard },   { "cifar", fx_cifar_standard }, { "npy", fx_npy_standard },
     { "svhn", fx_svhn_standard }, { "png", fx_png_standard },     { "bench", fx_bench_standard },
+    { "space", fx_space_standard },
 };
 
 int main(int argc, char **argv)

@@ -52,13 +52,11 @@ static int cell(Net *net, int x, const int ops[6], int C)
 
 int model_nb201(Net *net, const int ops[6], int C, int N, int classes, XErr *e)
 {
+    SpaceMacro m = { C, N, classes, net->t[0].c, net->t[0].h, net->t[0].w };
     int x = 0;
-    if (C < 1 || N < 1 || classes < 2)
-        return xerr_set(e, XE_FAIL, "nb201 network: C %d, N %d, %d classes (need C >= 1, N >= 1, 2 classes)", C,
-                        N, classes);
-    if (net->t[0].h < 4 || net->t[0].w < 4)
-        return xerr_set(e, XE_FAIL, "nb201 network: a %dx%d input is too small for two reductions",
-                        net->t[0].h, net->t[0].w);
+    /* the space's own check: sizes in range, sides halved twice exactly */
+    if (space_nb201.check_macro(&m, e))
+        return e->code;
     x = net_bn(net, net_conv(net, x, C, 3, 1, 1, 1, 1));
     for (int s = 0; s < 3; s++) {
         int width = C << s;

@@ -34,9 +34,9 @@ expect_err_line "xfer-ingest: '$FX/bench/nb201.csv': no column 'acc' (columns: a
 run ingest $db bench "$FX/bench/nb201.csv" --metric cifar10=cifar10 --scale fraction
 expect_rc 1
 expect_err_match "xfer-ingest: '*nb201.csv': accuracy * is above 1 (fraction)"
-run ingest $db bench "$FX/bench/nb201.csv" --metric cifar10=cifar10 --space darts
+run ingest $db bench "$FX/bench/nb201.csv" --metric cifar10=cifar10 --space nope
 expect_rc 2
-expect_err_line "xfer-ingest: unknown space 'darts' (valid: nb201)"
+expect_err_line "xfer-ingest: unknown space 'nope' (valid: nb201, darts)"
 expect_eq "$(snapshot "$T")" "$before" "database after failed imports"
 run ingest --db "$T/new.db" bench "$FX/bench/badarch.csv" --metric cifar10=cifar10
 expect_rc 1

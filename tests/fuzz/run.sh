@@ -20,6 +20,7 @@ pattern() {
     fuzz_png) echo "png/*/*.png png/*/*/*.png png/*/*/*/*.png" ;;
     fuzz_csv) echo "bench/*.csv bench/*.csv.gz" ;;
     fuzz_runs) echo "bench/*.jsonl" ;;
+    fuzz_space) echo "space/*" ;;
     esac
 }
 status=0

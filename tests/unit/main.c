@@ -10,7 +10,7 @@
 #include <string.h>
 
 #ifndef SUITE
-#define SUITE(X) X(store) X(space) X(builder) X(idx) X(cifar) X(import) X(npy) X(svhn) X(imgfolder) X(nn_data)
+#define SUITE(X) X(store) X(space) X(space_darts) X(builder) X(idx) X(cifar) X(import) X(npy) X(svhn) X(imgfolder) X(nn_data)
 #endif
 
 #define DECLARE(s)                                                                                 \
