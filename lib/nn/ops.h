@@ -30,7 +30,7 @@ typedef struct ConvDesc {
 /* Square kernels, equal stride/padding/dilation on both axes. */
 int conv_desc_init(ConvDesc *d, int n, int cin, int h, int w, int cout, int k, int stride, int pad,
                    int dil, int groups, XErr *e);
-/* Floats of scratch conv_fwd / conv_bwd_* need. */
+/* Floats of scratch conv_fwd / conv_bwd_* need; 0 means none (ws may be NULL). */
 size_t conv_workspace(const ConvDesc *d);
 
 typedef struct BnDesc {
@@ -117,25 +117,29 @@ typedef struct NnBackend {
     /* Mean softmax cross-entropy of logits (N, K) against labels, with label
      * smoothing s (target 1 - s + s/K on the label, s/K elsewhere); writes
      * dlogits (overwrite, already divided by N), the loss, and the number
-     * of correct top-1 predictions. */
+     * of correct top-1 predictions. A label outside [0, K) adds no loss,
+     * gets a zero gradient row and is never correct; the mean stays over N. */
     void (*xent)(void *ctx, int n, int k, const float *logits, const int32_t *labels, float smoothing,
                  float *dlogits, float *loss, int *correct);
 
     /* Multiplies each sample's (N, per) slice by mask[i] / keep (mask 0 or
      * 1): dropout (per = 1 value) and drop-path (per = a sample). Backward is
-     * the same call on dy. */
+     * the same call on dy; unlike the other backwards it overwrites, so use
+     * a scratch buffer and acc when dx has other contributions. */
     void (*mask_scale)(void *ctx, int n, size_t per, const uint8_t *mask, float keep, const float *x,
                        float *y);
 
-    /* SGD over one contiguous parameter block: g += wd * p where decay[i];
-     * v = momentum * v + g; p -= lr * (nesterov ? g + momentum * v : v). */
+    /* SGD over one contiguous parameter block, as PyTorch's: with
+     * g' = g + wd * p where decay[i] (else g), v = momentum * v + g';
+     * p -= lr * (nesterov ? g' + momentum * v : v). g is not modified. */
     void (*sgd)(void *ctx, size_t n, float *p, const float *g, float *v, const uint8_t *decay, float lr,
                 float momentum, float wd, int nesterov);
     /* Sum of squares of n values (gradient clipping). */
     double (*sumsq)(void *ctx, size_t n, const float *x);
 } NnBackend;
 
-/* The CPU backend (OpenBLAS); threads: 0 = OpenBLAS's default. */
+/* The CPU backend (OpenBLAS); threads > 0 sets OpenBLAS's thread count for
+ * the whole process, 0 keeps its default. */
 const NnBackend *nn_cpu_backend(int threads);
 
 #endif

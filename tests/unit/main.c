@@ -10,7 +10,8 @@
 #include <string.h>
 
 #ifndef SUITE
-#define SUITE(X) X(store) X(space) X(space_darts) X(builder) X(idx) X(cifar) X(import) X(npy) X(svhn) X(imgfolder) X(nn_data)
+#define SUITE(X) X(store) X(space) X(space_darts) X(builder) X(idx) X(cifar) X(import) X(npy) X(svhn) X(imgfolder) X(nn_data) \
+    X(nn_conv) X(nn_ops) X(nn_net)
 #endif
 
 #define DECLARE(s)                                                                                 \
