@@ -119,7 +119,8 @@ static int darts_op(Net *net, int x, int op, int C, int stride)
     }
 }
 
-static int darts_cell(Net *net, const DartsNode *nodes, int s0, int s1, int C, int reduction, int reduction_prev)
+static int darts_cell(Net *net, const DartsNode *nodes, int s0, int s1, int C, int reduction, int reduction_prev,
+                      int drop_path)
 {
     int states[2 + DARTS_NODES], out[DARTS_NODES];
     states[0] = reduction_prev ? factorized_reduce(net, s0, C) : relu_conv_bn(net, s0, C, 1, 1, 0);
@@ -129,13 +130,15 @@ static int darts_cell(Net *net, const DartsNode *nodes, int s0, int s1, int C, i
         for (int i = 0; i < 2; i++) {
             int in = nodes[j].in[i];
             h[i] = darts_op(net, states[in], nodes[j].op[i], C, reduction && in < 2 ? 2 : 1);
+            if (drop_path && h[i] != states[in])
+                h[i] = net_droppath(net, h[i]);
         }
         states[2 + j] = out[j] = net_sum(net, h, 2);
     }
     return net_concat(net, out, DARTS_NODES);
 }
 
-int model_darts(Net *net, const DartsArch *arch, int C, int L, int classes, XErr *e)
+int model_darts(Net *net, const DartsArch *arch, int C, int L, int classes, int drop_path, XErr *e)
 {
     SpaceMacro m = { C, L, classes, net->t[0].c, net->t[0].h, net->t[0].w };
     int s0, s1, width = C, reduction_prev = 0;
@@ -146,7 +149,7 @@ int model_darts(Net *net, const DartsArch *arch, int C, int L, int classes, XErr
         int reduction = i == L / 3 || i == 2 * L / 3, s;
         if (reduction)
             width *= 2;
-        s = darts_cell(net, arch->cell[reduction], s0, s1, width, reduction, reduction_prev);
+        s = darts_cell(net, arch->cell[reduction], s0, s1, width, reduction, reduction_prev, drop_path);
         s0 = s1;
         s1 = s;
         reduction_prev = reduction;

@@ -11,10 +11,11 @@
 /* ops: the six edge ops of an nb201 cell (space/space.h: nb201_parse). */
 int model_nb201(Net *net, const int ops[6], int C, int N, int classes, XErr *e);
 
-/* The DARTS evaluation network (NetworkCIFAR without the auxiliary head or
- * drop-path): stem conv3x3 to 3C + BN; L cells, reductions (channels
- * doubled) at L/3 and 2L/3; global average pool, linear. */
+/* The DARTS evaluation network (NetworkCIFAR without the auxiliary head):
+ * stem conv3x3 to 3C + BN; L cells, reductions (channels doubled) at L/3
+ * and 2L/3; global average pool, linear. drop_path: put drop-path after
+ * every op but identities (its probability is net->drop_prob). */
 struct DartsArch;
-int model_darts(Net *net, const struct DartsArch *arch, int C, int L, int classes, XErr *e);
+int model_darts(Net *net, const struct DartsArch *arch, int C, int L, int classes, int drop_path, XErr *e);
 
 #endif

@@ -31,13 +31,14 @@ void net_release(Net *net)
     const NnBackend *be = net->be;
     if (be) {
         void *blocks[] = { net->params, net->grads, net->mom, net->decay, net->state,
-                           net->save, net->acts, net->dacts, net->ws };
+                           net->save, net->acts, net->dacts, net->ws, net->tmp };
         for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
             if (blocks[i])
                 be->free(be->ctx, blocks[i]);
     }
     free(net->layers);
     free(net->t);
+    free(net->masks);
     memset(net, 0, sizeof *net);
 }
 
@@ -245,6 +246,19 @@ int net_zero(Net *net, int like)
     return unary(net, LAYER_ZERO, like, net->t[like].c, net->t[like].h, net->t[like].w, &l);
 }
 
+int net_droppath(Net *net, int x)
+{
+    Layer *l;
+    int y;
+    if (!valid(net, x))
+        return -1;
+    if ((y = unary(net, LAYER_DROPPATH, x, net->t[x].c, net->t[x].h, net->t[x].w, &l)) < 0)
+        return -1;
+    l->mask = net->nmasks;
+    net->nmasks += (size_t)net->batch;
+    return y;
+}
+
 int net_gap(Net *net, int x)
 {
     Layer *l;
@@ -325,6 +339,8 @@ int net_finalize(Net *net, uint64_t seed, XErr *e)
     for (int i = 0; i < net->nt; i++) {
         net->t[i].off = net->nacts;
         net->nacts += numel(net, i);
+        if (net->nmasks && numel(net, i) > net->ntmp)
+            net->ntmp = numel(net, i);
     }
 #define ALLOC(field, count, size)                                                                            \
     if (!(net->field = be->alloc(be->ctx, ((count) ? (count) : 1) * (size))))                                  \
@@ -338,7 +354,11 @@ int net_finalize(Net *net, uint64_t seed, XErr *e)
     ALLOC(acts, net->nacts, sizeof(float))
     ALLOC(dacts, net->nacts, sizeof(float))
     ALLOC(ws, net->nws, sizeof(float))
+    ALLOC(tmp, net->ntmp, sizeof(float))
 #undef ALLOC
+    if (!(net->masks = calloc(net->nmasks + 1, 1)))
+        return xerr_set(e, XE_FAIL, "out of memory");
+    rng_seed(&net->rng, seed ^ 0x5bd1e995u);
     hp = calloc(net->nparams + 1, sizeof *hp);
     hs = calloc(net->nstate + 1, sizeof *hs);
     hd = malloc(net->nparams + 1);
@@ -426,6 +446,18 @@ const float *net_forward(Net *net, const float *x, int train)
             be->linear_fwd(ctx, net->batch, in->c * in->h * in->w, net->t[l->out].c, x0, net->params + l->w,
                            net->params + l->b, y);
             break;
+        case LAYER_DROPPATH: {
+            uint8_t *m = net->masks + l->mask;
+            float keep = 1.0f - net->drop_prob;
+            size_t per = numel(net, l->out) / (size_t)net->batch;
+            for (int k = 0; k < net->batch; k++)
+                m[k] = !train || net->drop_prob <= 0 || rng_uniform(&net->rng) < keep;
+            if (!train || net->drop_prob <= 0)
+                be->scale(ctx, numel(net, l->out), 1.0f, x0, y);
+            else
+                be->mask_scale(ctx, net->batch, per, m, keep, x0, y);
+            break;
+        }
         }
     }
     return ACT(net_output(net));
@@ -485,6 +517,16 @@ void net_backward(Net *net, const float *dout)
         case LAYER_LINEAR:
             be->linear_bwd(ctx, net->batch, in->c * in->h * in->w, net->t[l->out].c, x0, net->params + l->w, dy, dx0,
                            net->grads + l->w, net->grads + l->b);
+            break;
+        case LAYER_DROPPATH:
+            if (net->drop_prob <= 0) {
+                be->acc(ctx, numel(net, l->out), dy, dx0);
+            } else {
+                /* mask_scale overwrites: through the scratch, then add */
+                be->mask_scale(ctx, net->batch, numel(net, l->out) / (size_t)net->batch, net->masks + l->mask,
+                               1.0f - net->drop_prob, dy, net->tmp);
+                be->acc(ctx, numel(net, l->out), net->tmp, dx0);
+            }
             break;
         }
     }

@@ -27,6 +27,7 @@ typedef enum {
     LAYER_ZERO,
     LAYER_GAP,
     LAYER_LINEAR,
+    LAYER_DROPPATH,
 } LayerKind;
 
 #define NET_MAX_IN 8
@@ -47,6 +48,7 @@ typedef struct Layer {
     size_t w, b;       /* parameter offsets (conv/linear weight, bias; BN gamma, beta) */
     size_t stat;       /* BN: running mean at stat, running var at stat + C (state block) */
     size_t save;       /* BN: batch mean at save, invstd at save + C (save block) */
+    size_t mask;       /* drop-path: this layer's per-sample mask (mask block) */
 } Layer;
 
 typedef struct Net {
@@ -63,6 +65,11 @@ typedef struct Net {
     float *save;                   /* (nsave,) BN batch statistics for backward */
     float *acts, *dacts;           /* (nacts,) */
     float *ws;                     /* (nws,) conv workspace */
+    float *tmp;                    /* (largest tensor,) scratch for drop-path backward */
+    uint8_t *masks;                /* (batch per drop-path layer,) host memory */
+    size_t nmasks, ntmp;
+    float drop_prob;               /* drop-path probability in training (0: off) */
+    Rng rng;                       /* drop-path masks; reseeded per epoch by the trainer */
     float bn_eps, bn_momentum;
     XErr err;                      /* the first building error */
 } Net;
@@ -85,6 +92,10 @@ int net_crop(Net *net, int x, int oy, int ox, int oh, int ow);
 int net_zero(Net *net, int like);
 int net_gap(Net *net, int x);
 int net_linear(Net *net, int x, int out);
+/* Drop-path (DARTS): in training, each sample's x is zeroed with
+ * probability net->drop_prob and otherwise scaled by 1 / (1 - p); identity
+ * in evaluation or when drop_prob is 0. */
+int net_droppath(Net *net, int x);
 
 /* Allocates and initialises (seeded); fails with the first building error. */
 int net_finalize(Net *net, uint64_t seed, XErr *e);

@@ -98,6 +98,13 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
         free(x), free(dl), free(y);
         return xerr_set(e, XE_FAIL, "out of memory");
     }
+    if ((int)t->c != net->t[0].c || (int)t->h != net->t[0].h || (int)t->w != net->t[0].w ||
+        (int)t->classes != net->t[net_output(net)].c) {
+        free(x), free(dl), free(y);
+        return xerr_set(e, XE_FAIL, "the task's %ux%ux%u images in %u classes do not fit a network for %dx%dx%d in %d",
+                        t->h, t->w, t->c, t->classes, net->t[0].h, net->t[0].w, net->t[0].c,
+                        net->t[net_output(net)].c);
+    }
     if ((rc = batcher_init(&b, t, SPLIT_TRAIN, net->batch, 1, &r->aug, mean, std, r->seed, e))) {
         free(x), free(dl), free(y);
         return rc;
@@ -113,6 +120,9 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
         double t0 = now(), loss_sum = 0;
         long correct = 0, step = (long)epoch * spe;
         batcher_epoch(&b, epoch);
+        /* drop-path: its schedule and masks follow (seed, epoch) too */
+        net->drop_prob = r->drop_path * (float)epoch / (float)r->epochs;
+        rng_seed(&net->rng, r->seed * 0x2545f4914f6cdd1dull + (uint64_t)epoch);
         while (batcher_next(&b, x, y) == net->batch) {
             int c;
             double lr = recipe_lr(r, step++, spe);

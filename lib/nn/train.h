@@ -19,6 +19,7 @@ typedef struct Recipe {
     int nesterov;
     float clip;                /* global gradient-norm limit; 0: off */
     float label_smoothing;
+    float drop_path;           /* drop-path probability, raised linearly to this over the epochs */
     Augment aug;
     uint64_t seed;
 } Recipe;
@@ -38,7 +39,8 @@ double recipe_lr(const Recipe *r, long step, long steps_per_epoch);
 /* Trains epochs [start, r->epochs) of net (built for a batch size, with its
  * parameters as of epoch `start`). Then evaluates the test split into
  * *test_acc (if the task has one, else -1). A run whose loss turns NaN
- * fails with "diverged". */
+ * fails with "diverged"; a task whose images or classes do not fit the
+ * network fails before training. */
 int train_run(Net *net, const TaskFile *t, const double *mean, const double *std, const Recipe *r,
               int start, EpochFn fn, void *ctx, double *test_acc, XErr *e);
 

@@ -313,7 +313,7 @@ static void test_nn_net_params_match_space(void **state)
         sp->sample(&r, &a);
         assert_int_equal(sp->cost(&a, &m, &cost, &e), XE_OK);
         assert_int_equal(net_init(&net, nn_cpu_backend(1), 2, 3, 16, 16, &e), XE_OK);
-        rc = k % 2 ? model_darts(&net, &a.darts, m.C, m.N, m.classes, &e)
+        rc = k % 2 ? model_darts(&net, &a.darts, m.C, m.N, m.classes, 0, &e)
                    : model_nb201(&net, a.nb201.ops, m.C, m.N, m.classes, &e);
         if (rc || net_finalize(&net, 1, &e))
             fail_msg("%s", e.msg);
@@ -334,7 +334,7 @@ static void test_nn_net_darts_v2_params(void **state)
     (void)state;
     assert_int_equal(space_darts.parse(v2, &a, &e), XE_OK);
     assert_int_equal(net_init(&net, nn_cpu_backend(1), 1, 3, 32, 32, &e), XE_OK);
-    if (model_darts(&net, &a.darts, 36, 20, 10, &e) || net_finalize(&net, 1, &e))
+    if (model_darts(&net, &a.darts, 36, 20, 10, 0, &e) || net_finalize(&net, 1, &e))
         fail_msg("%s", e.msg);
     assert_int_equal(net_param_count(&net), 3349342); /* the DARTS paper's 3.3 M */
     net_release(&net);
@@ -358,7 +358,7 @@ static void test_nn_net_darts_gradients(void **state)
     (void)state;
     assert_int_equal(space_darts.parse(arch, &a, &e), XE_OK);
     assert_int_equal(net_init(&net, nn_cpu_backend(1), 3, 3, 16, 16, &e), XE_OK);
-    if (model_darts(&net, &a.darts, 2, 3, 3, &e) || net_finalize(&net, 8, &e))
+    if (model_darts(&net, &a.darts, 2, 3, 3, 1, &e) || net_finalize(&net, 8, &e))
         fail_msg("%s", e.msg);
     rng_seed(&r, 6);
     gc_fill(&r, x, sizeof x / sizeof *x, -1, 1);
@@ -374,7 +374,39 @@ static void test_nn_net_darts_gradients(void **state)
     net_release(&net);
 }
 
+static void test_nn_net_droppath(void **state)
+{
+    Net net;
+    XErr e = { 0 };
+    float x[8 * 4], dy[8 * 4];
+    int d, kept = 0, dropped = 0;
+    (void)state;
+    assert_int_equal(net_init(&net, nn_cpu_backend(1), 8, 1, 2, 2, &e), XE_OK);
+    d = net_droppath(&net, 0);
+    assert_int_equal(net_finalize(&net, 1, &e), XE_OK);
+    for (int i = 0; i < 32; i++)
+        x[i] = (float)(i + 1), dy[i] = 1.0f;
+    net.drop_prob = 0.5f;
+    net_forward(&net, x, 1);
+    net_backward(&net, dy);
+    for (int s = 0; s < 8; s++) {
+        const float *y = net.acts + net.t[d].off + 4 * s, *dx = net.dacts + net.t[0].off + 4 * s;
+        int on = y[0] != 0.0f;
+        kept += on, dropped += !on;
+        for (int j = 0; j < 4; j++) {
+            assert_true(y[j] == (on ? 2.0f * x[4 * s + j] : 0.0f));
+            assert_true(dx[j] == (on ? 2.0f : 0.0f));
+        }
+    }
+    assert_true(kept > 0 && dropped > 0);
+    /* evaluation: the identity */
+    net_forward(&net, x, 0);
+    assert_memory_equal(net.acts + net.t[d].off, x, sizeof x);
+    net_release(&net);
+}
+
 const struct CMUnitTest test_nn_net_tests[] = {
+    cmocka_unit_test(test_nn_net_droppath),
     cmocka_unit_test(test_nn_net_params_match_space), cmocka_unit_test(test_nn_net_darts_v2_params),
     cmocka_unit_test(test_nn_net_darts_gradients),
     cmocka_unit_test(test_nn_net_nb201_params),       cmocka_unit_test(test_nn_net_gradients),
