@@ -21,7 +21,7 @@ int net_init(Net *net, const NnBackend *be, int batch, int c, int h, int w, XErr
     if (!net->t)
         return xerr_set(e, XE_FAIL, "out of memory");
     net->cap_t = 64;
-    net->t[0] = (NetTensor){ c, h, w, 0 };
+    net->t[0] = (NetTensor){ c, h, w, 0, 0 };
     net->nt = 1;
     return XE_OK;
 }
@@ -75,7 +75,7 @@ static int new_tensor(Net *net, int c, int h, int w)
         net->t = t;
         net->cap_t *= 2;
     }
-    net->t[net->nt] = (NetTensor){ c, h, w, 0 };
+    net->t[net->nt] = (NetTensor){ c, h, w, 0, 0 };
     return net->nt++;
 }
 
@@ -325,6 +325,99 @@ static void init_params(Net *net, float *p, float *state, uint64_t seed)
     }
 }
 
+/* Backward-pass lifetimes of activation gradients. Layer i's backward runs
+ * at time n-1-i. A tensor's gradient is born (zeroed) at the backward of its
+ * last live consumer and read for the last time at its producer's backward;
+ * gradients whose lifetimes do not meet share memory (first fit). Layers
+ * whose output reaches no loss are dead: skipped, and not consumers. */
+static int plan_gradients(Net *net, XErr *e)
+{
+    int n = net->nlayers, nt = net->nt, out = net_output(net), changed = 1, rc = XE_OK;
+    int *producer = malloc((size_t)nt * sizeof *producer), *last = malloc((size_t)nt * sizeof *last);
+    int *order = malloc((size_t)nt * sizeof *order), nact = 0;
+    size_t *aoff = malloc((size_t)nt * sizeof *aoff), *asize = malloc((size_t)nt * sizeof *asize);
+    int *aend = malloc((size_t)nt * sizeof *aend);
+    if (!producer || !last || !order || !aoff || !asize || !aend) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto cleanup;
+    }
+    for (int t = 0; t < nt; t++)
+        producer[t] = -1;
+    for (int i = 0; i < n; i++)
+        producer[net->layers[i].out] = i;
+    while (changed) {
+        changed = 0;
+        for (int t = 0; t < nt; t++)
+            last[t] = t == out ? n : -1;
+        for (int i = 0; i < n; i++)
+            if (!net->layers[i].dead)
+                for (int k = 0; k < net->layers[i].nin; k++)
+                    if (i > last[net->layers[i].in[k]])
+                        last[net->layers[i].in[k]] = i;
+        for (int i = 0; i < n; i++)
+            if (!net->layers[i].dead && last[net->layers[i].out] < 0)
+                net->layers[i].dead = changed = 1;
+    }
+    /* tensor 0 at offset 0 for good; the others by birth time, first fit */
+    net->t[0].goff = 0;
+    net->ngrad = numel(net, 0);
+    for (int t = 0; t < nt; t++)
+        order[t] = t;
+    for (int a = 1; a < nt; a++) /* insertion sort by birth: consumers late first */
+        for (int b = a; b > 1 && last[order[b]] > last[order[b - 1]]; b--) {
+            int tmp = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = tmp;
+        }
+    for (int k = 1; k < nt; k++) {
+        int t = order[k];
+        size_t size = numel(net, t), off = numel(net, 0);
+        int born = last[t], dies = producer[t];
+        if (born < 0 || dies < 0)
+            continue; /* no gradient ever flows here */
+        /* drop allocations whose last read (their producer) came strictly
+         * after this birth in backward time, i.e. at a higher layer index */
+        for (int a = 0; a < nact;)
+            if (aend[a] > born) {
+                aoff[a] = aoff[nact - 1], asize[a] = asize[nact - 1], aend[a] = aend[nact - 1];
+                nact--;
+            } else {
+                a++;
+            }
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int a = 0; a < nact; a++)
+                if (off < aoff[a] + asize[a] && aoff[a] < off + size) {
+                    off = aoff[a] + asize[a];
+                    moved = 1;
+                }
+        }
+        net->t[t].goff = off;
+        aoff[nact] = off, asize[nact] = size, aend[nact] = dies;
+        nact++;
+        if (off + size > net->ngrad)
+            net->ngrad = off + size;
+        if (born < n) {
+            Layer *l = &net->layers[born];
+            for (int q = 0; q < l->nin; q++)
+                if (l->in[q] == t) {
+                    l->zero |= 1 << q;
+                    break;
+                }
+        }
+    }
+    /* the input's gradient is born at its last consumer too */
+    if (last[0] >= 0 && last[0] < n)
+        for (int q = 0; q < net->layers[last[0]].nin; q++)
+            if (net->layers[last[0]].in[q] == 0) {
+                net->layers[last[0]].zero |= 1 << q;
+                break;
+            }
+cleanup:
+    free(producer), free(last), free(order), free(aoff), free(asize), free(aend);
+    return rc;
+}
+
 int net_finalize(Net *net, uint64_t seed, XErr *e)
 {
     const NnBackend *be = net->be;
@@ -342,6 +435,8 @@ int net_finalize(Net *net, uint64_t seed, XErr *e)
         if (net->nmasks && numel(net, i) > net->ntmp)
             net->ntmp = numel(net, i);
     }
+    if (plan_gradients(net, e))
+        return e->code;
 #define ALLOC(field, count, size)                                                                            \
     if (!(net->field = be->alloc(be->ctx, ((count) ? (count) : 1) * (size))))                                  \
         return xerr_set(e, XE_FAIL, "out of memory for the network (%s)", #field);
@@ -352,7 +447,7 @@ int net_finalize(Net *net, uint64_t seed, XErr *e)
     ALLOC(state, net->nstate, sizeof(float))
     ALLOC(save, net->nsave, sizeof(float))
     ALLOC(acts, net->nacts, sizeof(float))
-    ALLOC(dacts, net->nacts, sizeof(float))
+    ALLOC(dacts, net->ngrad, sizeof(float))
     ALLOC(ws, net->nws, sizeof(float))
     ALLOC(tmp, net->ntmp, sizeof(float))
 #undef ALLOC
@@ -386,7 +481,7 @@ int net_output(const Net *net)
 }
 
 #define ACT(id) (net->acts + net->t[id].off)
-#define DACT(id) (net->dacts + net->t[id].off)
+#define DACT(id) (net->dacts + net->t[id].goff)
 
 const float *net_forward(Net *net, const float *x, int train)
 {
@@ -468,7 +563,6 @@ void net_backward(Net *net, const float *dout)
     const NnBackend *be = net->be;
     void *ctx = be->ctx;
     int last = net_output(net);
-    be->fill(ctx, net->nacts, 0.0f, net->dacts);
     be->fill(ctx, net->nparams, 0.0f, net->grads);
     be->scale(ctx, numel(net, last), 1.0f, dout, DACT(last));
     for (int i = net->nlayers - 1; i >= 0; i--) {
@@ -476,6 +570,11 @@ void net_backward(Net *net, const float *dout)
         const NetTensor *in = &net->t[l->in[0]];
         const float *dy = DACT(l->out), *x0 = ACT(l->in[0]);
         float *dx0 = DACT(l->in[0]);
+        if (l->dead)
+            continue;
+        for (int k = 0; k < l->nin; k++)
+            if (l->zero & (1 << k))
+                be->fill(ctx, numel(net, l->in[k]), 0.0f, DACT(l->in[k]));
         switch (l->kind) {
         case LAYER_CONV:
             be->conv_bwd_data(ctx, &l->conv, dy, net->params + l->w, dx0, net->ws);

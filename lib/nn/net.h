@@ -34,7 +34,10 @@ typedef enum {
 
 typedef struct NetTensor {
     int c, h, w;
-    size_t off;        /* floats into the activation and activation-gradient blocks */
+    size_t off;        /* floats into the activation block */
+    size_t goff;       /* floats into the gradient block: gradients share memory
+                          when their lifetimes in the backward pass do not meet;
+                          the input's gradient (tensor 0) is at 0 and kept */
 } NetTensor;
 
 typedef struct Layer {
@@ -49,6 +52,8 @@ typedef struct Layer {
     size_t stat;       /* BN: running mean at stat, running var at stat + C (state block) */
     size_t save;       /* BN: batch mean at save, invstd at save + C (save block) */
     size_t mask;       /* drop-path: this layer's per-sample mask (mask block) */
+    int dead;          /* its output reaches no loss: skipped in backward */
+    int zero;          /* bit k: zero input k's gradient before this backward */
 } Layer;
 
 typedef struct Net {
@@ -58,12 +63,13 @@ typedef struct Net {
     int nlayers, cap_layers;
     NetTensor *t;
     int nt, cap_t;
-    size_t nparams, nstate, nsave, nacts, nws;
+    size_t nparams, nstate, nsave, nacts, ngrad, nws;
     float *params, *grads, *mom;   /* (nparams,) each */
     uint8_t *decay;                /* (nparams,) 1: weight decay applies */
     float *state;                  /* (nstate,) BN running statistics */
     float *save;                   /* (nsave,) BN batch statistics for backward */
-    float *acts, *dacts;           /* (nacts,) */
+    float *acts;                   /* (nacts,) */
+    float *dacts;                  /* (ngrad,) activation gradients, shared by lifetime */
     float *ws;                     /* (nws,) conv workspace */
     float *tmp;                    /* (largest tensor,) scratch for drop-path backward */
     uint8_t *masks;                /* (batch per drop-path layer,) host memory */
