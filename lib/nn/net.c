@@ -116,18 +116,18 @@ int net_conv(Net *net, int x, int cout, int k, int stride, int pad, int dil, int
 {
     ConvDesc d;
     Layer *l;
-    const NetTensor *t;
     int y;
     if (!valid(net, x))
         return -1;
-    t = &net->t[x];
-    if (conv_desc_init(&d, net->batch, t->c, t->h, t->w, cout, k, stride, pad, dil, groups, &net->err))
+    /* no pointer into net->t across unary(): it may move the array */
+    if (conv_desc_init(&d, net->batch, net->t[x].c, net->t[x].h, net->t[x].w, cout, k, stride, pad, dil, groups,
+                       &net->err))
         return -1;
     if ((y = unary(net, LAYER_CONV, x, cout, d.oh, d.ow, &l)) < 0)
         return -1;
     l->conv = d;
     l->w = net->nparams;
-    net->nparams += (size_t)cout * (size_t)(t->c / groups) * (size_t)k * (size_t)k;
+    net->nparams += (size_t)cout * (size_t)(d.cin / groups) * (size_t)k * (size_t)k;
     if (conv_workspace(&d) > net->nws)
         net->nws = conv_workspace(&d);
     return y;
@@ -165,14 +165,12 @@ int net_pool(Net *net, int x, PoolType type, int k, int stride, int pad)
 {
     PoolDesc d;
     Layer *l;
-    const NetTensor *t;
     int y;
     if (!valid(net, x))
         return -1;
-    t = &net->t[x];
-    if (pool_desc_init(&d, type, net->batch, t->c, t->h, t->w, k, stride, pad, &net->err))
+    if (pool_desc_init(&d, type, net->batch, net->t[x].c, net->t[x].h, net->t[x].w, k, stride, pad, &net->err))
         return -1;
-    if ((y = unary(net, LAYER_POOL, x, t->c, d.oh, d.ow, &l)) < 0)
+    if ((y = unary(net, LAYER_POOL, x, d.c, d.oh, d.ow, &l)) < 0)
         return -1;
     l->pool = d;
     return y;
