@@ -48,7 +48,7 @@ GEN_BINS := $(BUILD)/tests/gen-fixtures
 # Keep intermediate objects (the fuzzers' instrumented library among them).
 .SECONDARY:
 
-.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench demo clean banner
+.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train demo clean banner
 all: banner $(BINS)
 
 banner:
@@ -116,6 +116,13 @@ check: all
 
 bench: $(BINS) $(GEN_BINS)
 	sh bench/ingest.sh
+
+# Training speed against PyTorch (needs Debian's python3-torch, by hand).
+$(BUILD)/bench/train_cpu: $(BUILD)/bench/train_cpu.o $(LIBXFER)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-train: $(BUILD)/bench/train_cpu
+	BUILD=$(CURDIR)/$(BUILD) sh bench/train_cpu.sh
 
 demo: all
 	sh tests/demo.sh
