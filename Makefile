@@ -7,9 +7,9 @@ CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Wno-format-truncation -Werror
 PKGS     := sqlite3 libarchive zlib libpng jansson openssl stb openblas
-XCFLAGS  := -std=c11 -D_GNU_SOURCE -Ilib -Itests $(WARN) -MMD -MP \
+XCFLAGS  := -std=c11 -D_GNU_SOURCE -Ilib -Itests $(WARN) -MMD -MP -fopenmp \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lcrypto -lm -lpthread
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lcrypto -lm -lpthread -fopenmp
 
 # SANITIZE=address,undefined builds everything (tests included) with sanitizers.
 ifneq ($(SANITIZE),)

@@ -138,8 +138,10 @@ typedef struct NnBackend {
     double (*sumsq)(void *ctx, size_t n, const float *x);
 } NnBackend;
 
-/* The CPU backend (OpenBLAS); threads > 0 sets OpenBLAS's thread count for
- * the whole process, 0 keeps its default. */
+/* The CPU backend (OpenBLAS). threads > 0: convolutions split each batch's
+ * images over that many threads (OpenMP; OpenBLAS then runs single-threaded
+ * inside them). The first call with threads > 0 fixes the count for the
+ * process; results are deterministic for a given count. */
 const NnBackend *nn_cpu_backend(int threads);
 
 #endif

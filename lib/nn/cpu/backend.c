@@ -73,7 +73,13 @@ static const NnBackend cpu_backend = {
 
 const NnBackend *nn_cpu_backend(int threads)
 {
-    if (threads > 0)
-        openblas_set_num_threads(threads);
+    /* Threads split each convolution's images; OpenBLAS runs on one thread
+     * inside them (small per-image products are slower split further). */
+    static int fixed; /* workspaces sized for a count must stay valid */
+    if (threads > 0 && !fixed) {
+        cpu_conv_set_threads(threads);
+        openblas_set_num_threads(1);
+        fixed = 1;
+    }
     return &cpu_backend;
 }

@@ -8,7 +8,31 @@
 #include "nn/cpu/conv_rows.h"
 #include "nn/cpu/cpu.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 typedef enum { CONV_GEMM, CONV_1X1, CONV_DEPTHWISE } ConvPath;
+
+/* Threads that split a batch's images (OpenMP; OpenBLAS then runs on one
+ * thread each). Results are deterministic for a thread count: images go to
+ * threads in fixed contiguous chunks and filter-gradient partial sums are
+ * added in thread order. */
+static int conv_threads = 1;
+
+void cpu_conv_set_threads(int threads)
+{
+    conv_threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 static ConvPath conv_path(const ConvDesc *d)
 {
@@ -254,26 +278,42 @@ static void dw_conv_x(const ConvDesc *d,
                       const float *w,  // (C, 1, K, K) or NULL
                       const float *dy, // (N, C, OH, OW) or NULL
                       float *out,      // y (N, C, OH, OW) or dw (C, 1, K, K)
-                      float *ws)       // (dw_workspace)
+                      float *ws)       // (cpu_conv_workspace)
 {
     DwGeom g = dw_geom(d);
     size_t in = (size_t)d->h * d->w, on = (size_t)d->oh * d->ow, kk = (size_t)d->kh * d->kw;
+    size_t per = dw_workspace(d), nw = (size_t)d->cin * kk;
+    int T = conv_threads < d->n ? conv_threads : d->n;
     if (dw_in_place(&g))
         g.wq = d->w;
-    else
-        memset(ws, 0, dw_plane_size(&g) * sizeof *ws);
-    for (int n = 0; n < d->n; n++)
+    else /* the padding of every thread's plane stays zero */
+        memset(ws, 0, (size_t)T * per * sizeof *ws);
+    if (dy)
+        memset(ws + (size_t)T * per, 0, (size_t)(T - 1) * nw * sizeof *ws);
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int n = 0; n < d->n; n++) {
+        int t = thread_id();
+        float *tws = ws + (size_t)t * per;
+        float *tout = dy && t ? ws + (size_t)T * per + (size_t)(t - 1) * nw : out;
+        DwGeom tg = g;
         for (int c = 0; c < d->cin; c++) {
             size_t i = (size_t)n * d->cin + c;
             const float *P = x + i * in;
-            if (!dw_in_place(&g)) {
-                dw_fill(&g, P, ws);
-                P = ws;
+            if (!dw_in_place(&tg)) {
+                dw_fill(&tg, P, tws);
+                P = tws;
             }
             if (dy)
-                dw_filter(&g, P, dy + i * on, out + c * kk);
+                dw_filter(&tg, P, dy + i * on, tout + c * kk);
             else
-                dw_fwd(&g, P, w + c * kk, out + i * on, 0);
+                dw_fwd(&tg, P, w + c * kk, out + i * on, 0);
+        }
+    }
+    if (dy)
+        for (int t = 1; t < T; t++) {
+            const float *part = ws + (size_t)T * per + (size_t)(t - 1) * nw;
+            for (size_t j = 0; j < nw; j++)
+                out[j] += part[j];
         }
 }
 
@@ -281,31 +321,39 @@ static void dw_conv_data(const ConvDesc *d,
                          const float *dy, // (N, C, OH, OW)
                          const float *w,  // (C, 1, K, K)
                          float *dx,       // (N, C, H, W), added to
-                         float *ws)       // (dw_workspace)
+                         float *ws)       // (cpu_conv_workspace)
 {
     DwGeom g = dw_geom(d), gg;
     size_t in = (size_t)d->h * d->w, on = (size_t)d->oh * d->ow, kk = (size_t)d->kh * d->kw;
+    size_t per = dw_workspace(d);
+    int T = conv_threads < d->n ? conv_threads : d->n;
 
     if (dw_gather_geom(&g, &gg)) {
-        float *wf = ws + dw_plane_size(&gg); /* the kernel reversed */
-        memset(ws, 0, dw_plane_size(&gg) * sizeof *ws);
-        for (int n = 0; n < d->n; n++)
+        memset(ws, 0, (size_t)T * per * sizeof *ws);
+#pragma omp parallel for num_threads(T) schedule(static)
+        for (int n = 0; n < d->n; n++) {
+            float *tws = ws + (size_t)thread_id() * per;
+            float *wf = tws + dw_plane_size(&gg); /* the kernel reversed */
             for (int c = 0; c < d->cin; c++) {
                 size_t i = (size_t)n * d->cin + c;
                 for (size_t t = 0; t < kk; t++)
                     wf[t] = w[c * kk + kk - 1 - t];
-                dw_fill(&gg, dy + i * on, ws);
-                dw_fwd(&gg, ws, wf, dx + i * in, 1);
+                dw_fill(&gg, dy + i * on, tws);
+                dw_fwd(&gg, tws, wf, dx + i * in, 1);
             }
+        }
         return;
     }
-    for (int n = 0; n < d->n; n++)
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int n = 0; n < d->n; n++) {
+        float *tws = ws + (size_t)thread_id() * per;
         for (int c = 0; c < d->cin; c++) {
             size_t i = (size_t)n * d->cin + c;
-            memset(ws, 0, dw_plane_size(&g) * sizeof *ws);
-            dw_data(&g, dy + i * on, w + c * kk, ws);
-            dw_merge(&g, ws, dx + i * in);
+            memset(tws, 0, dw_plane_size(&g) * sizeof *tws);
+            dw_data(&g, dy + i * on, w + c * kk, tws);
+            dw_merge(&g, tws, dx + i * in);
         }
+    }
 }
 
 /* ---- general: im2col + sgemm ---- */
@@ -369,7 +417,8 @@ static void col2im(const ConvDesc *d, int c,
             }
 }
 
-size_t cpu_conv_workspace(const ConvDesc *d)
+/* Scratch of one thread. */
+static size_t thread_workspace(const ConvDesc *d)
 {
     switch (conv_path(d)) {
     case CONV_DEPTHWISE:
@@ -382,6 +431,14 @@ size_t cpu_conv_workspace(const ConvDesc *d)
     return (size_t)(d->cin / d->groups) * d->kh * d->kw * d->oh * d->ow;
 }
 
+size_t cpu_conv_workspace(const ConvDesc *d)
+{
+    /* each thread's scratch, then the other threads' filter-gradient sums */
+    size_t T = (size_t)(conv_threads < d->n ? conv_threads : d->n);
+    size_t nw = (size_t)d->cout * (size_t)(d->cin / d->groups) * d->kh * d->kw;
+    return T * thread_workspace(d) + (T - 1) * nw;
+}
+
 void cpu_conv_fwd(void *ctx, const ConvDesc *d,
                   const float *x, // (N, Cin, H, W)
                   const float *w, // (Cout, Cin / G, K, K)
@@ -391,23 +448,28 @@ void cpu_conv_fwd(void *ctx, const ConvDesc *d,
     ConvPath path = conv_path(d);
     int cig = d->cin / d->groups, cog = d->cout / d->groups;
     int kc = cig * d->kh * d->kw, hw = d->h * d->w, p = d->oh * d->ow;
+    int T = conv_threads < d->n ? conv_threads : d->n;
+    size_t per = thread_workspace(d);
 
     if (path == CONV_DEPTHWISE) {
         dw_conv_x(d, x, w, NULL, y, ws);
         return;
     }
-    for (int n = 0; n < d->n; n++)
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int n = 0; n < d->n; n++) {
+        float *tws = ws ? ws + (size_t)thread_id() * per : NULL;
         for (int g = 0; g < d->groups; g++) {
             const float *xg = x + ((size_t)n * d->cin + (size_t)g * cig) * hw; // (Cin/G, H, W)
             const float *wg = w + (size_t)g * cog * kc;                        // (Cout/G, KC)
             float *yg = y + ((size_t)n * d->cout + (size_t)g * cog) * p;       // (Cout/G, OH*OW)
             if (path == CONV_GEMM) {
-                im2col(d, cig, xg, ws);
-                xg = ws;
+                im2col(d, cig, xg, tws);
+                xg = tws;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, p, kc, 1.0f, wg, kc, xg, p,
                         0.0f, yg, p);
         }
+    }
 }
 
 void cpu_conv_bwd_data(void *ctx, const ConvDesc *d,
@@ -419,12 +481,16 @@ void cpu_conv_bwd_data(void *ctx, const ConvDesc *d,
     ConvPath path = conv_path(d);
     int cig = d->cin / d->groups, cog = d->cout / d->groups;
     int kc = cig * d->kh * d->kw, hw = d->h * d->w, p = d->oh * d->ow;
+    int T = conv_threads < d->n ? conv_threads : d->n;
+    size_t per = thread_workspace(d);
 
     if (path == CONV_DEPTHWISE) {
         dw_conv_data(d, dy, w, dx, ws);
         return;
     }
-    for (int n = 0; n < d->n; n++)
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int n = 0; n < d->n; n++) {
+        float *tws = ws ? ws + (size_t)thread_id() * per : NULL;
         for (int g = 0; g < d->groups; g++) {
             const float *dyg = dy + ((size_t)n * d->cout + (size_t)g * cog) * p; // (Cout/G, OH*OW)
             const float *wg = w + (size_t)g * cog * kc;                          // (Cout/G, KC)
@@ -435,9 +501,10 @@ void cpu_conv_bwd_data(void *ctx, const ConvDesc *d,
                 continue;
             }
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, p, cog, 1.0f, wg, kc, dyg, p, 0.0f,
-                        ws, p);
-            col2im(d, cig, ws, dxg);
+                        tws, p);
+            col2im(d, cig, tws, dxg);
         }
+    }
 }
 
 void cpu_conv_bwd_filter(void *ctx, const ConvDesc *d,
@@ -449,21 +516,34 @@ void cpu_conv_bwd_filter(void *ctx, const ConvDesc *d,
     ConvPath path = conv_path(d);
     int cig = d->cin / d->groups, cog = d->cout / d->groups;
     int kc = cig * d->kh * d->kw, hw = d->h * d->w, p = d->oh * d->ow;
+    int T = conv_threads < d->n ? conv_threads : d->n;
+    size_t per = thread_workspace(d), nw = (size_t)d->cout * kc;
+    float *parts = ws ? ws + (size_t)T * per : NULL; /* (T - 1, Cout, Cin / G, K, K) */
 
     if (path == CONV_DEPTHWISE) {
         dw_conv_x(d, x, NULL, dy, dw, ws);
         return;
     }
-    for (int n = 0; n < d->n; n++)
+    if (T > 1)
+        memset(parts, 0, (size_t)(T - 1) * nw * sizeof *parts);
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int n = 0; n < d->n; n++) {
+        int t = thread_id();
+        float *tws = ws ? ws + (size_t)t * per : NULL;
+        float *tdw = t ? parts + (size_t)(t - 1) * nw : dw;
         for (int g = 0; g < d->groups; g++) {
             const float *xg = x + ((size_t)n * d->cin + (size_t)g * cig) * hw;   // (Cin/G, H, W)
             const float *dyg = dy + ((size_t)n * d->cout + (size_t)g * cog) * p; // (Cout/G, OH*OW)
-            float *dwg = dw + (size_t)g * cog * kc;                              // (Cout/G, KC)
+            float *dwg = tdw + (size_t)g * cog * kc;                             // (Cout/G, KC)
             if (path == CONV_GEMM) {
-                im2col(d, cig, xg, ws);
-                xg = ws;
+                im2col(d, cig, xg, tws);
+                xg = tws;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cog, kc, p, 1.0f, dyg, p, xg, p, 1.0f,
                         dwg, kc);
         }
+    }
+    for (int t = 1; t < T; t++)
+        for (size_t j = 0; j < nw; j++)
+            dw[j] += parts[(size_t)(t - 1) * nw + j];
 }

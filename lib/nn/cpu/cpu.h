@@ -39,6 +39,11 @@ void cpu_pool_fwd(void *ctx, const PoolDesc *d, const float *x, float *y);
 void cpu_pool_bwd(void *ctx, const PoolDesc *d, const float *x, const float *y, const float *dy,
                   float *dx);
 
+/* Threads splitting a batch's images in the convolutions. nn_cpu_backend
+ * calls it once; conv_workspace sizes depend on it, so changing it later is
+ * for tests that size their own workspaces. */
+void cpu_conv_set_threads(int threads);
+
 /* ---- end of conv and pool ---- */
 
 /* ---- batch norm, elementwise, shape, linear, cross-entropy (bn.c,
