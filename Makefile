@@ -48,7 +48,7 @@ GEN_BINS := $(BUILD)/tests/gen-fixtures
 # Keep intermediate objects (the fuzzers' instrumented library among them).
 .SECONDARY:
 
-.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train demo clean banner
+.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-acc demo clean banner
 all: banner $(BINS)
 
 banner:
@@ -123,6 +123,13 @@ $(BUILD)/bench/train_cpu: $(BUILD)/bench/train_cpu.o $(LIBXFER)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 bench-train: $(BUILD)/bench/train_cpu
 	BUILD=$(CURDIR)/$(BUILD) sh bench/train_cpu.sh
+
+# Accuracy parity with PyTorch on the real Fashion-MNIST (python3-torch, by hand).
+$(BUILD)/bench/train_acc: $(BUILD)/bench/train_acc.o $(LIBXFER)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-acc: $(BUILD)/bench/train_acc $(BINS)
+	BUILD=$(CURDIR)/$(BUILD) sh bench/train_acc.sh
 
 demo: all
 	sh tests/demo.sh
