@@ -405,7 +405,32 @@ static void test_nn_net_droppath(void **state)
     net_release(&net);
 }
 
+/* A task that does not fit the network: refused before any training. */
+static void test_nn_net_task_mismatch(void **state)
+{
+    TaskFile t;
+    Net net;
+    XErr e = { 0 };
+    Recipe r = toy_recipe(1);
+    double test;
+    char *dir, *path = toy_task(&t, &dir);
+    (void)state;
+    build(&net, all_ops, 16, 4, 1, 8, 3); /* 3 classes; the task has 2 */
+    assert_int_equal(train_run(&net, &t, toy_mean, toy_std, &r, 0, NULL, NULL, &test, &e), XE_FAIL);
+    assert_string_equal(e.msg, "the task's 8x8x3 images in 2 classes do not fit a network for 8x8x3 in 3");
+    net_release(&net);
+    xerr_clear(&e);
+    build(&net, all_ops, 16, 4, 1, 16, 2); /* 16x16 inputs */
+    assert_int_equal(train_run(&net, &t, toy_mean, toy_std, &r, 0, NULL, NULL, &test, &e), XE_FAIL);
+    assert_non_null(strstr(e.msg, "do not fit a network for 16x16x3"));
+    net_release(&net);
+    taskfile_close(&t);
+    fx_rmtree(dir);
+    free(dir), free(path);
+}
+
 const struct CMUnitTest test_nn_net_tests[] = {
+    cmocka_unit_test(test_nn_net_task_mismatch),
     cmocka_unit_test(test_nn_net_droppath),
     cmocka_unit_test(test_nn_net_params_match_space), cmocka_unit_test(test_nn_net_darts_v2_params),
     cmocka_unit_test(test_nn_net_darts_gradients),
