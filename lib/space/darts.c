@@ -157,14 +157,7 @@ static size_t arch_format(const SpaceArch *a, char *out, size_t cap)
 
 static int arch_canonical(const char *s, char *out, size_t cap, XErr *e)
 {
-    SpaceArch a;
-    size_t n;
-    if (arch_parse(s, &a, e))
-        return e->code;
-    n = arch_format(&a, out, cap);
-    if (n >= cap)
-        return xerr_set(e, XE_FAIL, "darts arch: canonical form needs %zu bytes, have %zu", n + 1, cap);
-    return XE_OK;
+    return space_canonical_of(&space_darts, s, out, cap, e);
 }
 
 static uint64_t arch_to_index(const SpaceArch *a)

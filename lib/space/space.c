@@ -31,6 +31,18 @@ static void hash_canonical(const Space *sp, const char *canon, char hash[65])
     sha256_hex(key, strlen(key), hash);
 }
 
+int space_canonical_of(const Space *sp, const char *s, char *out, size_t cap, XErr *e)
+{
+    SpaceArch a;
+    size_t n;
+    if (sp->parse(s, &a, e))
+        return e->code;
+    n = sp->format(&a, out, cap);
+    if (n >= cap)
+        return xerr_set(e, XE_FAIL, "%s arch: canonical form needs %zu bytes, have %zu", sp->name, n + 1, cap);
+    return XE_OK;
+}
+
 int space_canonical_hash(const Space *sp, const char *arch, char *canon, size_t cap,
                          char hash[65], XErr *e)
 {

@@ -118,6 +118,9 @@ const Space *space_find(const char *name);
 const char *space_list(void);
 
 /* Canonical string and its hash (SHA-256 hex of "space:canonical"). */
+/* Parse, then format: what every space's canonical() does. */
+int space_canonical_of(const Space *sp, const char *s, char *out, size_t cap, XErr *e);
+
 int space_canonical_hash(const Space *sp, const char *arch, char *canon, size_t cap,
                          char hash[65], XErr *e);
 /* The same for an arch in hand (sampled, mutated, decoded). */
