@@ -47,6 +47,7 @@ void cpu_bn_fwd_train(void *ctx, const BnDesc *d,
 
     if (count < 1)
         return;
+#pragma omp parallel for num_threads(cpu_threads()) schedule(static)
     for (int c = 0; c < d->c; c++) {
         double acc[VEC_LANES] = {0};
         double mean, var, invstd;
@@ -78,6 +79,7 @@ void cpu_bn_fwd_eval(void *ctx, const BnDesc *d,
                      const float *run_var,   // (C)
                      float *y)               // (N, C, HW)
 {
+#pragma omp parallel for num_threads(cpu_threads()) schedule(static)
     for (int c = 0; c < d->c; c++) {
         float scale = (float)(gamma[c] / sqrt((double)run_var[c] + (double)d->eps));
         for (int i = 0; i < d->n; i++)
@@ -120,6 +122,7 @@ void cpu_bn_bwd(void *ctx, const BnDesc *d,
     size_t hw = (size_t)d->hw;
     double count = (double)d->n * (double)d->hw;
 
+#pragma omp parallel for num_threads(cpu_threads()) schedule(static)
     for (int c = 0; c < d->c; c++) {
         double acc_dy[VEC_LANES] = {0}, acc_dyx[VEC_LANES] = {0};
         double mean = save_mean[c], invstd = save_invstd[c];

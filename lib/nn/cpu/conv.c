@@ -25,6 +25,11 @@ void cpu_conv_set_threads(int threads)
     conv_threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
 }
 
+int cpu_threads(void)
+{
+    return conv_threads;
+}
+
 static int thread_id(void)
 {
 #ifdef _OPENMP

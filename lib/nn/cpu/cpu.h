@@ -43,6 +43,8 @@ void cpu_pool_bwd(void *ctx, const PoolDesc *d, const float *x, const float *y, 
  * calls it once; conv_workspace sizes depend on it, so changing it later is
  * for tests that size their own workspaces. */
 void cpu_conv_set_threads(int threads);
+/* The thread count the CPU ops split work over (batch norm: channels). */
+int cpu_threads(void);
 
 /* ---- end of conv and pool ---- */
 
