@@ -78,7 +78,7 @@ static int fingerprint_path(Sha256 *h, const char *path, int depth, XErr *e)
     return e->code;
 }
 
-static int fingerprint(const DatasetAdd *a, json_t *sources, const char *opts, char hex[65], XErr *e)
+static int fingerprint(json_t *sources, const char *opts, char hex[65], XErr *e)
 {
     Sha256 h;
     size_t i;
@@ -93,7 +93,6 @@ static int fingerprint(const DatasetAdd *a, json_t *sources, const char *opts, c
             return e->code;
         }
     }
-    (void)a;
     sha256_final_hex(&h, hex);
     return XE_OK;
 }
@@ -243,7 +242,7 @@ int dataset_add(const DatasetAdd *a, DatasetOutcome *out, XErr *e)
     }
     sources_s = json_dumps(sources, JSON_COMPACT);
     opts_s = json_dumps(opts, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!sources_s || !opts_s || fingerprint(a, sources, opts_s, fp, e))
+    if (!sources_s || !opts_s || fingerprint(sources, opts_s, fp, e))
         goto cleanup;
     /* An existing database is consulted before any work is done. */
     if (access(a->db, F_OK) == 0) {
