@@ -511,8 +511,12 @@ const float *net_forward(Net *net, const float *x, int train)
             be->pool_fwd(ctx, &l->pool, x0, y);
             break;
         case LAYER_SUM:
-            be->scale(ctx, numel(net, l->out), 1.0f, x0, y);
-            for (int k = 1; k < l->nin; k++)
+            /* one pass for the first two terms, not a copy and an add */
+            if (l->nin == 1)
+                be->scale(ctx, numel(net, l->out), 1.0f, x0, y);
+            else
+                be->add(ctx, numel(net, l->out), x0, ACT(l->in[1]), y);
+            for (int k = 2; k < l->nin; k++)
                 be->acc(ctx, numel(net, l->out), ACT(l->in[k]), y);
             break;
         case LAYER_CONCAT: {
