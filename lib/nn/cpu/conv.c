@@ -1,10 +1,12 @@
-/* CPU convolution, three paths: im2col + OpenBLAS sgemm per image and group
+/* CPU convolution, four paths: im2col + OpenBLAS sgemm per image and group
  * (the general case), one sgemm per image and group for 1x1 stride-1
- * unpadded convs, and direct loops for depthwise convs (DARTS's separable and
- * dilated convs), compiled once per common kernel, stride and dilation. */
+ * unpadded convs, direct loops for depthwise convs (DARTS's separable and
+ * dilated convs), compiled once per common kernel, stride and dilation, and
+ * on CPUs with AVX-512 direct kernels for 3x3 stride-1 convs (conv3x3.c). */
 #include <cblas.h>
 #include <string.h>
 
+#include "nn/cpu/conv3x3.h"
 #include "nn/cpu/conv_rows.h"
 #include "nn/cpu/cpu.h"
 
@@ -422,6 +424,13 @@ static void col2im(const ConvDesc *d, int c,
             }
 }
 
+/* Scratch of one thread on the 3x3 path. */
+static size_t c3_per(const ConvDesc *d)
+{
+    int T = conv_threads < d->n ? conv_threads : d->n;
+    return c3_thread_workspace(d, (d->n + T - 1) / T);
+}
+
 /* Scratch of one thread. */
 static size_t thread_workspace(const ConvDesc *d)
 {
@@ -438,10 +447,24 @@ static size_t thread_workspace(const ConvDesc *d)
 
 size_t cpu_conv_workspace(const ConvDesc *d)
 {
-    /* each thread's scratch, then the other threads' filter-gradient sums */
+    /* each thread's scratch, then the other threads' filter-gradient sums;
+     * room for either path where the 3x3 one may be switched off */
     size_t T = (size_t)(conv_threads < d->n ? conv_threads : d->n);
     size_t nw = (size_t)d->cout * (size_t)(d->cin / d->groups) * d->kh * d->kw;
-    return T * thread_workspace(d) + (T - 1) * nw;
+    size_t ws = T * thread_workspace(d);
+    if (c3_shape_ok(d)) {
+        size_t c3 = c3_shared_workspace(d) + T * c3_per(d);
+        ws = c3 > ws ? c3 : ws;
+    }
+    return ws + (T - 1) * nw;
+}
+
+/* Where the filter-gradient partial sums start in ws. */
+static float *parts_of(const ConvDesc *d, float *ws)
+{
+    size_t T = (size_t)(conv_threads < d->n ? conv_threads : d->n);
+    size_t nw = (size_t)d->cout * (size_t)(d->cin / d->groups) * d->kh * d->kw;
+    return ws + cpu_conv_workspace(d) - (T - 1) * nw;
 }
 
 void cpu_conv_fwd(void *ctx, const ConvDesc *d,
@@ -458,6 +481,10 @@ void cpu_conv_fwd(void *ctx, const ConvDesc *d,
 
     if (path == CONV_DEPTHWISE) {
         dw_conv_x(d, x, w, NULL, y, ws);
+        return;
+    }
+    if (c3_applies(d)) {
+        c3_fwd(d, T, x, w, y, ws, c3_per(d));
         return;
     }
 #pragma omp parallel for num_threads(T) schedule(static)
@@ -493,6 +520,10 @@ void cpu_conv_bwd_data(void *ctx, const ConvDesc *d,
         dw_conv_data(d, dy, w, dx, ws);
         return;
     }
+    if (c3_applies(d)) {
+        c3_bwd_data(d, T, dy, w, dx, ws, c3_per(d));
+        return;
+    }
 #pragma omp parallel for num_threads(T) schedule(static)
     for (int n = 0; n < d->n; n++) {
         float *tws = ws ? ws + (size_t)thread_id() * per : NULL;
@@ -523,10 +554,14 @@ void cpu_conv_bwd_filter(void *ctx, const ConvDesc *d,
     int kc = cig * d->kh * d->kw, hw = d->h * d->w, p = d->oh * d->ow;
     int T = conv_threads < d->n ? conv_threads : d->n;
     size_t per = thread_workspace(d), nw = (size_t)d->cout * kc;
-    float *parts = ws ? ws + (size_t)T * per : NULL; /* (T - 1, Cout, Cin / G, K, K) */
+    float *parts = ws ? parts_of(d, ws) : NULL; /* (T - 1, Cout, Cin / G, K, K) */
 
     if (path == CONV_DEPTHWISE) {
         dw_conv_x(d, x, NULL, dy, dw, ws);
+        return;
+    }
+    if (c3_applies(d)) {
+        c3_bwd_filter(d, T, x, dy, dw, ws, c3_per(d), parts);
         return;
     }
     if (T > 1)
