@@ -77,18 +77,6 @@ static void grid_fill(const Grid *g, const float *x, float *dst)
     memset(dst + at, 0, (g->plane - at) * sizeof *dst);
 }
 
-/* dst (plane) = dy (H, W) on the output grid: row y at y * Q, the column
- * x = W and everything past L zero. */
-static void grid_fill_out(const Grid *g, const float *dy, float *dst)
-{
-    size_t at = 0;
-    for (int y = 0; y < g->h; y++, at += g->q, dy += g->w) {
-        memcpy(dst + at, dy, (size_t)g->w * sizeof *dst);
-        dst[at + g->w] = 0.0f;
-    }
-    memset(dst + at, 0, (g->plane - at) * sizeof *dst);
-}
-
 /* Where vector v's valid lanes go: the mask of lanes with n < L and
  * n % Q != W, and the plane index of the first of them (n - n / Q). */
 typedef struct Lanes {
@@ -127,11 +115,12 @@ static inline __attribute__((always_inline)) void store_lanes(const Lanes *ln, _
     _mm512_mask_storeu_ps(y + ln->dst, low, c);
 }
 
-/* y (J channels, H, W) (=|+=) the conv of xg (Cin grids) with w rows
- * (J rows of Cin * 9, ws floats apart), over vectors v0 .. v0 + V. */
-static inline __attribute__((always_inline)) void
-fwd_block(const Grid *g, const Lanes *ln, int cin, const float *xg, const float *w, size_t ws, int v0,
-          float *y, size_t ystride, int add, const int J, const int V)
+/* y (J channels, H, W) (=|+=) the conv of xg (Cin grids) with the packed
+ * weights of a block (Cin, 9, J), over vectors v0 .. v0 + V. */
+static inline __attribute__((always_inline)) void fwd_block(const Grid *g, const Lanes *ln, int cin,
+                                                            const float *xg, const float *wp, int v0,
+                                                            float *y, size_t ystride, int add,
+                                                            const int J, const int V)
 {
     __m512 acc[FWD_J][FWD_V];
     int off[9];
@@ -142,9 +131,8 @@ fwd_block(const Grid *g, const Lanes *ln, int cin, const float *xg, const float 
 #pragma GCC unroll 4
         for (int v = 0; v < V; v++)
             acc[j][v] = _mm512_setzero_ps();
-    for (int ci = 0; ci < cin; ci++) {
+    for (int ci = 0; ci < cin; ci++, wp += 9 * J) {
         const float *xc = xg + (size_t)ci * g->plane + (size_t)v0 * VL;
-        const float *wc = w + (size_t)ci * 9;
 #pragma GCC unroll 9
         for (int t = 0; t < 9; t++) {
             __m512 in[FWD_V];
@@ -153,7 +141,9 @@ fwd_block(const Grid *g, const Lanes *ln, int cin, const float *xg, const float 
                 in[v] = _mm512_loadu_ps(xc + off[t] + v * VL);
 #pragma GCC unroll 8
             for (int j = 0; j < J; j++) {
-                __m512 wv = _mm512_set1_ps(wc[j * ws + t]);
+                __m512 wv = _mm512_set1_ps(wp[t * J + j]);
+                /* one broadcast for the V products, not one each */
+                __asm__("" : "+v"(wv));
 #pragma GCC unroll 4
                 for (int v = 0; v < V; v++)
                     acc[j][v] = _mm512_fmadd_ps(wv, in[v], acc[j][v]);
@@ -170,19 +160,22 @@ fwd_block(const Grid *g, const Lanes *ln, int cin, const float *xg, const float 
 #define FWD_CASE(J)                                                                                \
     case J:                                                                                        \
         for (; v + FWD_V <= g->nvec; v += FWD_V)                                                   \
-            fwd_block(g, ln, cin, xg, wj, ws, v, yj, ys, add, J, FWD_V);                           \
+            fwd_block(g, ln, cin, xg, wj, v, yj, ys, add, J, FWD_V);                               \
+        for (; v + 2 <= g->nvec; v += 2)                                                           \
+            fwd_block(g, ln, cin, xg, wj, v, yj, ys, add, J, 2);                                   \
         for (; v < g->nvec; v++)                                                                   \
-            fwd_block(g, ln, cin, xg, wj, ws, v, yj, ys, add, J, 1);                               \
+            fwd_block(g, ln, cin, xg, wj, v, yj, ys, add, J, 1);                                   \
         break;
 
-/* y (Cout, H, W) (=|+=) conv(xg (Cin grids), w (Cout, Cin, 3, 3)) */
+/* y (Cout, H, W) (=|+=) conv(xg (Cin grids), wp), wp the weights packed
+ * by pack_weights. */
 static void fwd_image(const Grid *g, const Lanes *ln, int cin, int cout, const float *xg,
-                      const float *w, float *y, int add)
+                      const float *wp, float *y, int add)
 {
-    size_t ws = (size_t)cin * 9, ys = (size_t)g->h * g->w;
+    size_t ys = (size_t)g->h * g->w;
     for (int co = 0; co < cout; co += FWD_J) {
         int J = cout - co < FWD_J ? cout - co : FWD_J, v = 0;
-        const float *wj = w + co * ws;
+        const float *wj = wp + (size_t)co * cin * 9;
         float *yj = y + co * ys;
         switch (J) {
             FWD_CASE(1)
@@ -194,6 +187,23 @@ static void fwd_image(const Grid *g, const Lanes *ln, int cin, int cout, const f
             FWD_CASE(7)
             FWD_CASE(8)
         }
+    }
+}
+
+/* wp = w (Cout, Cin, 3, 3) in forward blocks (Cout / 8, Cin, 9, 8), the
+ * last block narrower; flip: the kernel of backward data instead, w
+ * flipped with Cin and Cout swapped, in blocks (Cin / 8, Cout, 9, 8). */
+static void pack_weights(const float *w, int cin, int cout, int flip, float *wp)
+{
+    int rows = flip ? cin : cout, cols = flip ? cout : cin;
+    for (int r0 = 0; r0 < rows; r0 += FWD_J) {
+        int J = rows - r0 < FWD_J ? rows - r0 : FWD_J;
+        float *b = wp + (size_t)r0 * cols * 9;
+        for (int c = 0; c < cols; c++)
+            for (int t = 0; t < 9; t++)
+                for (int j = 0; j < J; j++)
+                    b[((size_t)c * 9 + t) * J + j] =
+                        flip ? w[((size_t)c * cin + r0 + j) * 9 + 8 - t] : w[((size_t)(r0 + j) * cin + c) * 9 + t];
     }
 }
 
@@ -221,6 +231,8 @@ static inline __attribute__((always_inline)) void flt_block(const Grid *g, const
 #pragma GCC unroll 9
         for (int t = 0; t < 9; t++) {
             __m512 in = _mm512_loadu_ps(xg + n + off[t]);
+            /* one load for the J products, not one each */
+            __asm__("" : "+v"(in));
 #pragma GCC unroll 3
             for (int j = 0; j < J; j++)
                 acc[j][t] = _mm512_fmadd_ps(d[j], in, acc[j][t]);
@@ -277,11 +289,24 @@ int c3_shape_ok(const ConvDesc *d)
            d->dil == 1 && d->groups == 1 && d->oh == d->h && d->ow == d->w;
 }
 
-/* Images a filter run holds. */
+/* Filter runs: image i's grids start at i * S, S = (H + 1) * Q, so that
+ * one zero row is both an image's bottom padding and the next one's top.
+ * Images a run holds, and the floats of a run of m images in dy's layout
+ * and in x's (which is read up to 2Q + 2 further). */
 static int flt_group(const Grid *g, int n)
 {
-    int k = (int)(FLT_RUN / g->plane);
+    int k = (int)(FLT_RUN / ((size_t)(g->h + 1) * g->q));
     return k < 1 ? 1 : k > n ? n : k;
+}
+
+static size_t flt_len(const Grid *g, int m)
+{
+    return ((size_t)m * (g->h + 1) * g->q + VL - 1) / VL * VL;
+}
+
+static size_t flt_xlen(const Grid *g, int m)
+{
+    return (flt_len(g, m) + 2 * (size_t)g->q + 2 + VL - 1) / VL * VL;
 }
 
 static size_t lanes_floats(const Grid *g)
@@ -294,8 +319,7 @@ size_t c3_thread_workspace(const ConvDesc *d, int images)
     Grid g = grid_of(d->h, d->w);
     int k = flt_group(&g, images);
     size_t fwd = (size_t)(d->cin > d->cout ? d->cin : d->cout) * g.plane;
-    /* a run of k planes per channel, plus one plane of slack for x */
-    size_t flt = (size_t)d->cout * k * g.plane + (size_t)d->cin * (k + 1) * g.plane;
+    size_t flt = (size_t)d->cout * flt_len(&g, k) + (size_t)d->cin * flt_xlen(&g, k);
     return (fwd > flt ? fwd : flt) + VL;
 }
 
@@ -314,9 +338,11 @@ void c3_fwd(const ConvDesc *d, int threads, const float *x, const float *w, floa
             size_t per)
 {
     Grid g = grid_of(d->h, d->w);
+    float *wp = ws;
     Lanes *ln = (Lanes *)(ws + (size_t)d->cout * d->cin * 9);
     float *tws0 = ws + c3_shared_workspace(d);
     size_t hw = (size_t)d->h * d->w;
+    pack_weights(w, d->cin, d->cout, 0, wp);
     lanes_of(&g, ln);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int n = 0; n < d->n; n++) {
@@ -327,7 +353,7 @@ void c3_fwd(const ConvDesc *d, int threads, const float *x, const float *w, floa
         float *xg = align64(tws0 + (size_t)t * per);
         for (int c = 0; c < d->cin; c++)
             grid_fill(&g, x + ((size_t)n * d->cin + c) * hw, xg + c * g.plane);
-        fwd_image(&g, ln, d->cin, d->cout, xg, w, y + (size_t)n * d->cout * hw, 0);
+        fwd_image(&g, ln, d->cin, d->cout, xg, wp, y + (size_t)n * d->cout * hw, 0);
     }
 }
 
@@ -335,14 +361,11 @@ void c3_bwd_data(const ConvDesc *d, int threads, const float *dy, const float *w
                  size_t per)
 {
     Grid g = grid_of(d->h, d->w);
-    float *wf = ws; /* (Cin, Cout, 9): w flipped, channels swapped */
+    float *wf = ws; /* w flipped, channels swapped, packed */
     Lanes *ln = (Lanes *)(ws + (size_t)d->cout * d->cin * 9);
     float *tws0 = ws + c3_shared_workspace(d);
     size_t hw = (size_t)d->h * d->w;
-    for (int co = 0; co < d->cout; co++)
-        for (int ci = 0; ci < d->cin; ci++)
-            for (int t = 0; t < 9; t++)
-                wf[((size_t)ci * d->cout + co) * 9 + t] = w[((size_t)co * d->cin + ci) * 9 + 8 - t];
+    pack_weights(w, d->cin, d->cout, 1, wf);
     lanes_of(&g, ln);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int n = 0; n < d->n; n++) {
@@ -378,18 +401,23 @@ void c3_bwd_filter(const ConvDesc *d, int threads, const float *x, const float *
         float *buf = align64(ws + c3_shared_workspace(d) + (size_t)t * per);
         for (int n0 = lo; n0 < hi; n0 += k) {
             int m = hi - n0 < k ? hi - n0 : k;
-            size_t run = (size_t)m * g.plane, xrun = run + g.plane;
+            size_t run = flt_len(&g, m), xrun = flt_xlen(&g, m), S = (size_t)(g.h + 1) * g.q;
             float *dyg = buf, *xg = buf + (size_t)d->cout * run;
-            /* channel c's run: image i's grid at c * run + i * plane */
+            /* channel c's runs: dy row y of image i at c * run + i * S + y * Q,
+             * x's at c * xrun + i * S + 1 + (y + 1) * Q; zeros elsewhere */
+            memset(buf, 0, ((size_t)d->cout * run + (size_t)d->cin * xrun) * sizeof *buf);
             for (int i = 0; i < m; i++) {
+                const float *dyi = dy + (size_t)(n0 + i) * d->cout * hw;
+                const float *xi = x + (size_t)(n0 + i) * d->cin * hw;
                 for (int c = 0; c < d->cout; c++)
-                    grid_fill_out(&g, dy + ((size_t)(n0 + i) * d->cout + c) * hw,
-                                  dyg + c * run + i * g.plane);
+                    for (int y = 0; y < g.h; y++)
+                        memcpy(dyg + c * run + i * S + (size_t)y * g.q, dyi + c * hw + (size_t)y * g.w,
+                               (size_t)g.w * sizeof *dyg);
                 for (int c = 0; c < d->cin; c++)
-                    grid_fill(&g, x + ((size_t)(n0 + i) * d->cin + c) * hw, xg + c * xrun + i * g.plane);
+                    for (int y = 0; y < g.h; y++)
+                        memcpy(xg + c * xrun + i * S + 1 + (size_t)(y + 1) * g.q, xi + c * hw + (size_t)y * g.w,
+                               (size_t)g.w * sizeof *xg);
             }
-            for (int c = 0; c < d->cin; c++)
-                memset(xg + c * xrun + run, 0, g.plane * sizeof *xg);
             flt_run(&g, d->cin, d->cout, dyg, xg, run, xrun, tdw);
         }
     }
