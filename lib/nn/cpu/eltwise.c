@@ -5,9 +5,49 @@
 #include "nn/cpu/cpu.h"
 #include "nn/cpu/vec.h"
 
-void cpu_relu_fwd(void *ctx, size_t n,
-                  const float *x,  // (n)
-                  float *y)        // (n)
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Long elementwise ops are split over the CPU threads in contiguous chunks
+ * (each element's result does not depend on the split); shorter ones are
+ * not worth waking the threads for. */
+#define PAR_MIN 32768
+
+static int par_threads(size_t n)
+{
+    int T = cpu_threads();
+    return n < PAR_MIN || T < 2 ? 1 : T;
+}
+
+/* Thread t's chunk of n, in whole cache lines. */
+static void par_chunk(size_t n, int T, size_t *lo, size_t *hi)
+{
+    int t = 0;
+    size_t per;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    per = (n / (size_t)T + 15) / 16 * 16;
+    *lo = per * (size_t)t < n ? per * (size_t)t : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
+/* Runs STMT (which uses lo and hi) over the chunks of n. */
+#define PAR_FOR(n, STMT)                                                                           \
+    do {                                                                                           \
+        int T_ = par_threads(n);                                                                   \
+        _Pragma("omp parallel num_threads(T_) if (T_ > 1)")                                        \
+        {                                                                                          \
+            size_t lo, hi;                                                                         \
+            par_chunk(n, T_, &lo, &hi);                                                            \
+            STMT;                                                                                  \
+        }                                                                                          \
+    } while (0)
+
+static void relu_fwd(size_t n,
+                     const float *x,  // (n)
+                     float *y)        // (n)
 {
     size_t i = 0;
     for (; i + VEC_LANES <= n; i += VEC_LANES) {
@@ -23,10 +63,10 @@ void cpu_relu_fwd(void *ctx, size_t n,
         y[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
-void cpu_relu_bwd(void *ctx, size_t n,
-                  const float *y,   // (n) forward output
-                  const float *dy,  // (n)
-                  float *dx)        // (n), accumulated
+static void relu_bwd(size_t n,
+                     const float *y,   // (n) forward output
+                     const float *dy,  // (n)
+                     float *dx)        // (n), accumulated
 {
     size_t i = 0;
     for (; i + VEC_LANES <= n; i += VEC_LANES) {
@@ -45,10 +85,10 @@ void cpu_relu_bwd(void *ctx, size_t n,
         dx[i] += y[i] > 0 ? dy[i] : 0.0f;
 }
 
-void cpu_add(void *ctx, size_t n,
-             const float *a,  // (n)
-             const float *b,  // (n)
-             float *y)        // (n)
+static void add(size_t n,
+                const float *a,  // (n)
+                const float *b,  // (n)
+                float *y)        // (n)
 {
     size_t i = 0;
     for (; i + VEC_LANES <= n; i += VEC_LANES) {
@@ -64,22 +104,8 @@ void cpu_add(void *ctx, size_t n,
         y[i] = a[i] + b[i];
 }
 
-void cpu_acc(void *ctx, size_t n,
-             const float *x,  // (n)
-             float *y)        // (n)
-{
-    vec_acc(x, n, y);
-}
-
-void cpu_scale(void *ctx, size_t n, float s,
-               const float *x,  // (n)
-               float *y)        // (n)
-{
-    vec_scale(s, x, n, y);
-}
-
-void cpu_fill(void *ctx, size_t n, float v,
-              float *y)  // (n)
+static void fill(size_t n, float v,
+                 float *y)  // (n)
 {
     size_t i = 0;
     for (; i + VEC_LANES <= n; i += VEC_LANES)
@@ -88,6 +114,36 @@ void cpu_fill(void *ctx, size_t n, float v,
             y[i + j] = v;
     for (; i < n; i++)
         y[i] = v;
+}
+
+void cpu_relu_fwd(void *ctx, size_t n, const float *x, float *y)
+{
+    PAR_FOR(n, relu_fwd(hi - lo, x + lo, y + lo));
+}
+
+void cpu_relu_bwd(void *ctx, size_t n, const float *y, const float *dy, float *dx)
+{
+    PAR_FOR(n, relu_bwd(hi - lo, y + lo, dy + lo, dx + lo));
+}
+
+void cpu_add(void *ctx, size_t n, const float *a, const float *b, float *y)
+{
+    PAR_FOR(n, add(hi - lo, a + lo, b + lo, y + lo));
+}
+
+void cpu_acc(void *ctx, size_t n, const float *x, float *y)
+{
+    PAR_FOR(n, vec_acc(x + lo, hi - lo, y + lo));
+}
+
+void cpu_scale(void *ctx, size_t n, float s, const float *x, float *y)
+{
+    PAR_FOR(n, vec_scale(s, x + lo, hi - lo, y + lo));
+}
+
+void cpu_fill(void *ctx, size_t n, float v, float *y)
+{
+    PAR_FOR(n, fill(hi - lo, v, y + lo));
 }
 
 void cpu_mask_scale(void *ctx, int n, size_t per,
