@@ -1,0 +1,140 @@
+/* Metadata collection (xfer-train-meta): training protocols, the run queue
+ * in the store (plan, claim under a lease, heartbeat, per-epoch curve
+ * points, finish / fail / release), the worker that trains claimed runs
+ * with checkpoints, and the merge of shard databases.
+ *
+ * Never lose, never repeat: a run is claimed under BEGIN IMMEDIATE by a
+ * conditional update; every later write of that run is conditional on the
+ * claim (worker name, status 'running') and is refused once the lease was
+ * lost. Each epoch: first the curve point and epochs_done in one
+ * transaction, then the checkpoint (temporary file, rename); a resumed run
+ * restarts from its checkpoint, re-trains the epochs after it (the same
+ * batches: everything random derives from seed and epoch) and rewrites
+ * their points with the same values. */
+#ifndef XFER_META_H
+#define XFER_META_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/err.h"
+#include "db/store.h"
+#include "nn/train.h"
+
+/* ---- protocols (protocol.c) ---- */
+
+typedef struct Protocol {
+    char name[32];    /* preset it started from */
+    int width;        /* nb201 C; darts initial channels */
+    int cells;        /* nb201 N (cells per stage); darts L (total cells) */
+    int epochs, batch;
+    double lr, lr_min, momentum, wd, clip, label_smoothing, drop_path;
+    int warmup, nesterov;
+    int crop_pad, flip, cutout;
+    char precision[8]; /* fp32 (bf16 / fp16 are the CUDA backend's) */
+} Protocol;
+
+/* "cheap, nb201, tiny" */
+const char *protocol_presets(void);
+/* A preset by name; XE_USAGE naming the valid ones. */
+int protocol_preset(const char *name, Protocol *p, XErr *e);
+/* Applies "key=value" (keys as in the JSON: width, cells, epochs, batch,
+ * lr, lr_min, warmup, momentum, wd, nesterov, clip, label_smoothing,
+ * drop_path, crop_pad, flip, cutout, precision); XE_USAGE naming the key or
+ * the value and its range. */
+int protocol_set(Protocol *p, const char *kv, XErr *e);
+/* Canonical JSON (sorted keys; caller frees) and back. */
+char *protocol_json(const Protocol *p);
+int protocol_parse(const char *json, Protocol *p, XErr *e);
+/* The training recipe of a run of this protocol with a seed. */
+void protocol_recipe(const Protocol *p, uint64_t seed, Recipe *r);
+
+/* ---- the queue (queue.c) ---- */
+
+/* Planned runs get seeds 0 .. seeds-1. */
+typedef struct PlanStats {
+    long added, existing;
+} PlanStats;
+
+/* Adds the run (arch x dataset x protocol x seed) unless it exists;
+ * *run_id out (may be NULL). Inside the caller's transaction. */
+int queue_plan(Store *st, int64_t arch_id, int64_t dataset_id, int64_t protocol_id, int64_t seed,
+               int64_t *run_id, PlanStats *ps, XErr *e);
+
+/* What a worker needs of a claimed run. */
+typedef struct RunInfo {
+    int64_t id, arch_id, dataset_id, protocol_id, seed;
+    int attempts, epochs_done;
+    char space[16];
+    char *arch, *dataset, *recipe; /* owned */
+} RunInfo;
+void run_info_free(RunInfo *ri);
+
+typedef struct Claim {
+    const char *worker;  /* unique per process: host:pid:start */
+    double lease;        /* seconds */
+    int max_attempts;    /* a run claimed this many times is failed, not retried */
+    const int64_t *only; /* claim only these run ids (NULL: any) */
+    int nonly;
+} Claim;
+
+/* Claims the next run: planned, or running under an expired lease. Returns
+ * 1 with *ri filled, 0 when nothing is left to claim. Runs whose lease ran
+ * out max_attempts times are marked failed on the way. */
+int queue_claim(Store *st, const Claim *c, RunInfo *ri, XErr *e);
+/* Extends the lease; XE_FAIL "lease lost" if the run is no longer ours. */
+int queue_heartbeat(Store *st, const Claim *c, int64_t run_id, XErr *e);
+/* One epoch's point (replacing a point re-trained after a resume). */
+int queue_epoch(Store *st, const Claim *c, int64_t run_id, const EpochPoint *p, XErr *e);
+/* Final results. */
+typedef struct RunResult {
+    double valid_acc, test_acc, seconds; /* accuracies < 0: none */
+    uint64_t params, flops;
+    const char *device;
+} RunResult;
+int queue_finish(Store *st, const Claim *c, int64_t run_id, const RunResult *r, XErr *e);
+int queue_fail(Store *st, const Claim *c, int64_t run_id, const char *why, XErr *e);
+/* Gives the run back (interrupted): planned again, progress kept. */
+int queue_release(Store *st, const Claim *c, int64_t run_id, XErr *e);
+
+/* The run's record as one JSON line (space, arch, dataset, protocol, seed,
+ * run, status, valid_acc, test_acc, params, flops, seconds, device, curve);
+ * extra: a JSON object whose other fields are kept (may be NULL). */
+int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XErr *e);
+
+/* ---- the worker (worker.c) ---- */
+
+typedef struct WorkOpts {
+    const char *device;  /* cpu, cuda, auto */
+    int threads;
+    long max_runs;       /* 0: no limit */
+    double max_hours;    /* 0: no limit */
+    double lease;
+    int max_attempts;
+    int progress;        /* 1: a bar on stderr (a terminal), 0: log lines */
+    const int64_t *only; /* restrict to these runs (run's pipe form) */
+    int nonly;
+    const char *const *extra; /* per entry of only: the input record (may be NULL) */
+} WorkOpts;
+
+typedef struct WorkStats {
+    long done, failed;
+} WorkStats;
+
+/* Claims and trains runs until none is left or a limit is reached; one
+ * JSON line per finished run on out. XE_INTR after SIGINT/SIGTERM (the
+ * current run checkpointed and released). */
+int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e);
+
+/* ---- shards (merge.c) ---- */
+
+typedef struct MergeStats {
+    long runs_added, runs_updated, runs_same, curves;
+} MergeStats;
+
+/* Merges the finished runs of one shard (and what they refer to) into st
+ * in one transaction; a shard that fails its integrity check or whose
+ * datasets disagree with st's is refused whole. */
+int merge_shard(Store *st, const char *shard, MergeStats *ms, XErr *e);
+
+#endif

@@ -1,0 +1,321 @@
+/* The worker: claims runs, trains them with the engine, records every
+ * epoch, checkpoints after each one, and keeps its lease alive from a
+ * heartbeat thread on its own database connection. */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meta/meta.h"
+#include "nn/model.h"
+#include "space/space.h"
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- heartbeat thread ---- */
+
+typedef struct Heart {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    Store st;            /* its own connection */
+    const Claim *claim;
+    int64_t run_id;
+    int stop;
+    volatile int lost;   /* the lease was taken over */
+    XErr err;
+} Heart;
+
+static void *heart_main(void *arg)
+{
+    Heart *h = arg;
+    double every = h->claim->lease / 4;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)every;
+        ts.tv_nsec += (long)((every - (double)(time_t)every) * 1e9);
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT && !h->stop) {
+            XErr e = { 0 };
+            pthread_mutex_unlock(&h->mu);
+            if (queue_heartbeat(&h->st, h->claim, h->run_id, &e) && strstr(e.msg, "lease lost"))
+                h->lost = 1;
+            pthread_mutex_lock(&h->mu);
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static int heart_start(Heart *h, const char *db, const Claim *c, int64_t run_id, XErr *e)
+{
+    memset(h, 0, sizeof *h);
+    h->claim = c;
+    h->run_id = run_id;
+    if (store_open(&h->st, db, 0, e))
+        return e->code;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    if (pthread_create(&h->thread, NULL, heart_main, h)) {
+        store_close(&h->st);
+        return xerr_set(e, XE_FAIL, "cannot start the heartbeat thread");
+    }
+    return XE_OK;
+}
+
+static void heart_stop(Heart *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->stop = 1;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    store_close(&h->st);
+}
+
+/* ---- one run ---- */
+
+typedef struct Job {
+    Store *st;
+    const Claim *claim;
+    const WorkOpts *o;
+    Heart *heart;
+    RunInfo *ri;
+    const char *ckpt;
+    double last_valid;
+    int epochs;
+    double t0;
+} Job;
+
+static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
+{
+    Job *j = ctx;
+    if (j->heart->lost)
+        return xerr_set(e, XE_FAIL, "run %lld: lease lost (another worker took it over); not writing",
+                        (long long)j->ri->id);
+    /* the point first, then the checkpoint: a resumed run re-trains from
+     * the checkpoint and rewrites the points after it with the same values */
+    if (queue_epoch(j->st, j->claim, j->ri->id, p, e))
+        return e->code;
+    if (p->epoch < j->epochs && net_checkpoint_write(net, p->epoch, j->ckpt, e))
+        return e->code;
+    j->last_valid = p->valid_acc;
+    if (j->o->progress)
+        fprintf(stderr, "\rxfer-train-meta: run %lld epoch %d/%d loss %.4f valid %.4f %.0fs\033[K",
+                (long long)j->ri->id, p->epoch, j->epochs, p->train_loss, p->valid_acc,
+                now_mono() - j->t0);
+    return XE_OK;
+}
+
+/* Reads the dataset's task path (absolute), mean and std. */
+static int dataset_info(Store *st, int64_t id, char **path, double mean[4], double std[4], XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    const char *slash = strrchr(st->path, '/');
+    json_t *m, *s;
+    int rc;
+    if (store_prepare(st, &q, "SELECT path, mean, std FROM datasets WHERE id = ?1", e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, id);
+    if ((rc = sqlite3_step(q)) != SQLITE_ROW || sqlite3_column_type(q, 0) == SQLITE_NULL) {
+        sqlite3_finalize(q);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? xerr_set(e, XE_FAIL, "the dataset has no stored task")
+                                                     : store_fail(st, e, "reading a dataset");
+    }
+    if (slash)
+        rc = asprintf(path, "%.*s/%s", (int)(slash - st->path), st->path, (const char *)sqlite3_column_text(q, 0));
+    else
+        rc = asprintf(path, "%s", (const char *)sqlite3_column_text(q, 0));
+    m = json_loads((const char *)sqlite3_column_text(q, 1), 0, NULL);
+    s = json_loads((const char *)sqlite3_column_text(q, 2), 0, NULL);
+    sqlite3_finalize(q);
+    for (size_t i = 0; i < 4; i++) {
+        mean[i] = m && i < json_array_size(m) ? json_number_value(json_array_get(m, i)) : 0.0;
+        std[i] = s && i < json_array_size(s) ? json_number_value(json_array_get(s, i)) : 1.0;
+        if (std[i] <= 0)
+            std[i] = 1.0;
+    }
+    json_decref(m);
+    json_decref(s);
+    if (rc < 0)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    return XE_OK;
+}
+
+static char *ckpt_path(const Store *st, int64_t run_id)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s.ckpt/run-%lld.ckpt", st->path, (long long)run_id) < 0)
+        return NULL;
+    return p;
+}
+
+/* Builds the network of a run. */
+static int build_net(Net *net, const WorkOpts *o, const RunInfo *ri, const Protocol *p, const TaskFile *t,
+                     SpaceCost *cost, XErr *e)
+{
+    const Space *sp = space_find(ri->space);
+    SpaceArch a;
+    SpaceMacro m;
+    if (!sp)
+        return xerr_set(e, XE_FAIL, "unknown space '%s'", ri->space);
+    if (sp->parse(ri->arch, &a, e))
+        return e->code;
+    m = (SpaceMacro){ p->width, p->cells, (int)t->classes, (int)t->c, (int)t->h, (int)t->w };
+    if (sp->cost(&a, &m, cost, e))
+        return e->code;
+    if (net_init(net, nn_cpu_backend(o->threads), p->batch, (int)t->c, (int)t->h, (int)t->w, e))
+        return e->code;
+    if (sp == &space_nb201 ? model_nb201(net, a.nb201.ops, p->width, p->cells, (int)t->classes, e)
+                           : model_darts(net, &a.darts, p->width, p->cells, (int)t->classes, p->drop_path > 0, e))
+        return e->code;
+    return net_finalize(net, (uint64_t)ri->seed, e);
+}
+
+typedef enum { RUN_DONE, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
+
+static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *ri, FILE *out, XErr *e)
+{
+    Protocol p;
+    Recipe r;
+    TaskFile t = { 0 };
+    Net net = { 0 };
+    Heart heart;
+    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono() };
+    SpaceCost cost = { 0, 0 };
+    double mean[4], std[4], test_acc = -1;
+    char *task = NULL, *ckpt = NULL, *dir = NULL;
+    int start = 0, rc;
+    XErr re = { 0 };
+    RunEnd end;
+
+    if (heart_start(&heart, st->path, c, ri->id, e))
+        return RUN_ERROR;
+    rc = protocol_parse(ri->recipe, &p, &re);
+    if (!rc && strcmp(p.precision, "fp32"))
+        rc = xerr_set(&re, XE_FAIL, "precision %s needs the CUDA backend", p.precision);
+    if (!rc)
+        rc = dataset_info(st, ri->dataset_id, &task, mean, std, &re);
+    if (!rc)
+        rc = taskfile_open(&t, task, &re);
+    if (!rc)
+        rc = build_net(&net, o, ri, &p, &t, &cost, &re);
+    if (!rc && (!(ckpt = ckpt_path(st, ri->id)) || asprintf(&dir, "%s.ckpt", st->path) < 0))
+        rc = xerr_set(&re, XE_FAIL, "out of memory");
+    if (!rc && mkdir(dir, 0777) && errno != EEXIST)
+        rc = xerr_set(&re, XE_FAIL, "'%s': %s", dir, strerror(errno));
+    if (!rc && access(ckpt, F_OK) == 0) {
+        XErr ce = { 0 };
+        if (net_checkpoint_read(&net, &start, ckpt, &ce)) {
+            fprintf(stderr, "xfer-train-meta: run %lld: %s; starting over\n", (long long)ri->id, ce.msg);
+            start = 0;
+            net_release(&net);
+            memset(&net, 0, sizeof net);
+            rc = build_net(&net, o, ri, &p, &t, &cost, &re);
+        }
+    }
+    if (!rc) {
+        j.ckpt = ckpt;
+        j.epochs = p.epochs;
+        protocol_recipe(&p, (uint64_t)ri->seed, &r);
+        if (start >= p.epochs)
+            start = 0; /* a stale checkpoint of a finished run */
+        rc = train_run(&net, &t, mean, std, &r, start, on_epoch, &j, &test_acc, &re);
+    }
+    heart_stop(&heart);
+
+    if (rc == XE_OK) {
+        RunResult res = { j.last_valid, test_acc, now_mono() - j.t0, cost.params, cost.flops, "cpu" };
+        if (queue_finish(st, c, ri->id, &res, &re))
+            rc = re.code;
+    }
+    if (rc == XE_OK) {
+        end = RUN_DONE;
+        unlink(ckpt);
+        if (queue_print_run(st, ri->id, NULL, out, e))
+            end = RUN_ERROR;
+    } else if (rc == XE_INTR) {
+        end = RUN_INTR;
+        if (queue_release(st, c, ri->id, e))
+            end = RUN_ERROR;
+    } else if (strstr(re.msg, "lease lost")) {
+        end = RUN_LOST;
+        fprintf(stderr, "xfer-train-meta: %s\n", re.msg);
+    } else if (strstr(re.msg, "database")) {
+        /* the store itself failed: stop rather than mark runs failed */
+        *e = re;
+        end = RUN_ERROR;
+    } else {
+        end = RUN_FAILED;
+        if (ckpt)
+            unlink(ckpt);
+        if (queue_fail(st, c, ri->id, re.msg, e))
+            end = RUN_ERROR;
+    }
+    if (end == RUN_FAILED && o->progress >= 0)
+        fprintf(stderr, "%sxfer-train-meta: run %lld failed: %s\n", o->progress ? "\r\033[K" : "",
+                (long long)ri->id, re.msg);
+    if (net.be)
+        net_release(&net);
+    if (t.map)
+        taskfile_close(&t);
+    free(task);
+    free(ckpt);
+    free(dir);
+    return end;
+}
+
+int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
+{
+    char host[64] = "host", name[160];
+    Claim c;
+    double t0 = now_mono();
+    gethostname(host, sizeof host - 1);
+    snprintf(name, sizeof name, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
+    c = (Claim){ name, o->lease, o->max_attempts, o->only, o->nonly };
+    memset(ws, 0, sizeof *ws);
+    for (;;) {
+        RunInfo ri;
+        RunEnd end;
+        int got;
+        if (xfer_interrupted)
+            return xerr_set(e, XE_INTR, "interrupted");
+        if (o->max_runs && ws->done + ws->failed >= o->max_runs)
+            break;
+        if (o->max_hours > 0 && now_mono() - t0 >= o->max_hours * 3600)
+            break;
+        if ((got = queue_claim(st, &c, &ri, e)) < 0)
+            return e->code;
+        if (!got)
+            break;
+        end = train_one(st, &c, o, &ri, out, e);
+        if (end == RUN_DONE && !o->progress)
+            fprintf(stderr, "xfer-train-meta: run %lld done (%s on %s, seed %lld)\n", (long long)ri.id,
+                    ri.arch, ri.dataset, (long long)ri.seed);
+        else if (end == RUN_DONE)
+            fprintf(stderr, "\r\033[K");
+        run_info_free(&ri);
+        switch (end) {
+        case RUN_DONE: ws->done++; break;
+        case RUN_FAILED: ws->failed++; break;
+        case RUN_LOST: break;
+        case RUN_INTR: return xerr_set(e, XE_INTR, "interrupted");
+        case RUN_ERROR: return e->code ? e->code : XE_FAIL;
+        }
+    }
+    return XE_OK;
+}
