@@ -1,8 +1,9 @@
-/* Golden parity: small seeded NAS-Bench-201 networks against values computed
- * once by PyTorch (tests/golden/make_golden.py, committed with its output):
- * logits, losses, every parameter gradient, the input gradient, BN running
- * statistics and the parameters after one SGD step; and proof that a wrong
- * network (swapped ops, wrong BN momentum) fails the comparison. */
+/* Golden parity: small seeded NAS-Bench-201 and DARTS networks against
+ * values computed once by PyTorch (tests/golden/make_golden.py, committed
+ * with its output): logits, losses, every parameter gradient, the input
+ * gradient, BN running statistics and the parameters after one SGD step;
+ * and proof that a wrong network (swapped ops, wrong BN momentum) fails the
+ * comparison. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -28,14 +29,18 @@
  * rounded to float32, so a difference is the C engine's float32 rounding
  * alone, grown by its summation orders (OpenBLAS's blocked GEMMs, BN sums,
  * the shared ReLU's gradient summed before masking, not after) through ~15
- * layers and batch norms over as few as 4x2x2 values. PyTorch's own float32
- * run lies within 4e-7 (forward) and 1.1e-6 (gradients) of the references
- * (make_golden.py prints it). The C engine, worst over the three cases
- * (XFER_GOLDEN_VERBOSE=1 prints it as a fraction of the bound): logits 3e-7,
- * running statistics 1.4e-6 (the stem BN's means, small next to the values
- * they average), gradients 8e-6, input gradient 8e-7, the SGD step 0.21 of
- * its bound (mostly the parameter's own float32 rounding). That leaves
- * margins of 5-12x for other BLAS builds and thread counts, while a wrong
+ * layers (nb201; DARTS cells chain many more) and batch norms over as few
+ * as 4x2x2 values.
+ * PyTorch's own float32 run lies within 5.5e-7 (forward) and 1.1e-6
+ * (gradients) of the references (make_golden.py prints it). The C engine,
+ * worst over the three nb201 cases (XFER_GOLDEN_VERBOSE=1 prints it as a
+ * fraction of the bound): logits 3e-7, running statistics 1.4e-6 (the stem
+ * BN's means, small next to the values they average), gradients 8e-6, input
+ * gradient 8e-7, the SGD step 0.23 of its bound (mostly the parameter's own
+ * float32 rounding); over the three DARTS cases: logits 8e-7, running
+ * statistics 2.2e-6 (again means small next to what they average), gradients
+ * 1.4e-5, input gradient 8e-7, the SGD step 0.27 of its bound. That leaves
+ * margins of 4-12x for other BLAS builds and thread counts, while a wrong
  * op, a missing ReLU, a wrong BN momentum or eps, a biased running variance
  * or plain momentum for Nesterov miss by 1.5x to 10^5x. The SGD step is
  * judged against the step itself (after - before, ~0.2 of a gradient), at
@@ -44,8 +49,9 @@
 #define TOL_BWD 1e-4   /* gradients and the SGD step */
 
 typedef struct Golden {
-    int C, N, batch, cin, hw, classes;
-    char arch[256];
+    int darts;         /* the space: 0 nb201, 1 darts (the file's magic) */
+    int C, N, batch, cin, hw, classes; /* N: nb201 cells per stage, darts cells L */
+    char arch[512];
     size_t nparams, nstate, nx, nlogits;
     float *params;     /* (nparams) initial */
     float *x;          /* (batch, cin, hw, hw) */
@@ -94,8 +100,9 @@ static void golden_load(Golden *g, const char *name)
         memcpy((dst), g->buf + off, (bytes));                                                                \
         off += (bytes);                                                                                      \
     } while (0)
-    if (size < 8 || memcmp(g->buf, "XFGOLD01", 8))
+    if (size < 8 || (memcmp(g->buf, "XFGOLD01", 8) && memcmp(g->buf, "XFGOLDD1", 8)))
         fail_msg("'%s': not a golden file", path);
+    g->darts = g->buf[6] == 'D';
     off = 8;
     TAKE(&one, 4);
     if (one != 1.0f)
@@ -186,7 +193,8 @@ static int golden_run(const Golden *g, const char *arch, float bn_momentum, char
     Worst worst[W_COUNT] = { 0 };
     Net net;
     XErr e = { 0 };
-    int ops[6], rc = 0, correct;
+    SpaceArch a;
+    int rc = 0, correct;
     const NnBackend *be = nn_cpu_backend(1);
     float *h_logits = malloc(g->nlogits * sizeof(float)), *dl = malloc(g->nlogits * sizeof(float));
     float *h_state = malloc(g->nstate * sizeof(float)), *h_grads = malloc(g->nparams * sizeof(float));
@@ -195,11 +203,14 @@ static int golden_run(const Golden *g, const char *arch, float bn_momentum, char
     double grad_floor = 0, step_floor = 0;
     size_t covered = 0;
     assert_true(h_logits && dl && h_state && h_grads && h_after && h_dx);
-    if (nb201_parse(arch, ops, &e) || net_init(&net, be, g->batch, g->cin, g->hw, g->hw, &e))
+    if ((g->darts ? space_darts.parse(arch, &a, &e) : nb201_parse(arch, a.nb201.ops, &e)) ||
+        net_init(&net, be, g->batch, g->cin, g->hw, g->hw, &e))
         fail_msg("%s", e.msg);
     if (bn_momentum > 0)
         net.bn_momentum = bn_momentum;
-    if (model_nb201(&net, ops, g->C, g->N, g->classes, &e) || net_finalize(&net, 1, &e))
+    if ((g->darts ? model_darts(&net, &a.darts, g->C, g->N, g->classes, 0, &e)
+                  : model_nb201(&net, a.nb201.ops, g->C, g->N, g->classes, &e)) ||
+        net_finalize(&net, 1, &e))
         fail_msg("%s", e.msg);
     if (net_param_count(&net) != g->nparams || net.nstate != g->nstate) {
         snprintf(msg, cap, "the network has %zu parameters and %zu running statistics, PyTorch's %zu and %zu",
@@ -277,7 +288,7 @@ cleanup:
 static void check_case(const char *name)
 {
     Golden g;
-    char msg[512];
+    char msg[1024];
     golden_load(&g, name);
     if (golden_run(&g, g.arch, 0, msg, sizeof msg))
         fail_msg("%s (%s): %s", name, g.arch, msg);
@@ -305,13 +316,37 @@ static void test_nn_golden_zero(void **state)
     check_case("nb201_zero");
 }
 
+/* DARTS, all 7 ops in the normal and in the reduction cell (skip_connect at
+ * stride 2: FactorizedReduce); L 5: normal cells after both reductions;
+ * C 3, 16x16 */
+static void test_nn_golden_darts_allops(void **state)
+{
+    (void)state;
+    check_case("darts_allops");
+}
+
+/* DARTS, L 3: a reduction cell after a reduction cell, the other stride-2
+ * ops, node inputs written in descending order; C 4, 8x8 */
+static void test_nn_golden_darts_reduce(void **state)
+{
+    (void)state;
+    check_case("darts_reduce");
+}
+
+/* DARTS-V2, L 4: two reductions back to back, then a normal cell; C 2, 8x8 */
+static void test_nn_golden_darts_v2(void **state)
+{
+    (void)state;
+    check_case("darts_v2");
+}
+
 /* The comparison can fail: the all-ops case with two edges' ops swapped
  * (avg_pool 1->2 and skip 0->3: same parameters, other values), and with
  * BN momentum 0.9 (Keras's convention: only the running statistics move). */
 static void test_nn_golden_detects_wrong_network(void **state)
 {
     Golden g;
-    char msg[512];
+    char msg[1024];
     (void)state;
     golden_load(&g, "nb201_allops");
     assert_string_equal(g.arch, "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|"
@@ -328,10 +363,43 @@ static void test_nn_golden_detects_wrong_network(void **state)
     golden_release(&g);
 }
 
+/* The same for DARTS: darts_allops with a max and an average pool swapped
+ * in the normal cell (node 2), and with the stride-2 average pool of the
+ * reduction cell's node 1 made a max pool (neither changes the parameters). */
+static void test_nn_golden_darts_detects_wrong_network(void **state)
+{
+    static const char *const wrong[2] = {
+        "normal:sep_conv_3x3~0,sep_conv_5x5~1|dil_conv_3x3~0,dil_conv_5x5~2|avg_pool_3x3~1,max_pool_3x3~3|"
+        "skip_connect~0,sep_conv_3x3~4;reduce:skip_connect~0,max_pool_3x3~1|avg_pool_3x3~0,sep_conv_3x3~1|"
+        "sep_conv_5x5~1,dil_conv_3x3~2|dil_conv_5x5~0,skip_connect~3",
+        "normal:sep_conv_3x3~0,sep_conv_5x5~1|dil_conv_3x3~0,dil_conv_5x5~2|max_pool_3x3~1,avg_pool_3x3~3|"
+        "skip_connect~0,sep_conv_3x3~4;reduce:skip_connect~0,max_pool_3x3~1|max_pool_3x3~0,sep_conv_3x3~1|"
+        "sep_conv_5x5~1,dil_conv_3x3~2|dil_conv_5x5~0,skip_connect~3",
+    };
+    Golden g;
+    char msg[1024];
+    (void)state;
+    golden_load(&g, "darts_allops");
+    assert_string_equal(g.arch,
+                        "normal:sep_conv_3x3~0,sep_conv_5x5~1|dil_conv_3x3~0,dil_conv_5x5~2|max_pool_3x3~1,"
+                        "avg_pool_3x3~3|skip_connect~0,sep_conv_3x3~4;reduce:skip_connect~0,max_pool_3x3~1|"
+                        "avg_pool_3x3~0,sep_conv_3x3~1|sep_conv_5x5~1,dil_conv_3x3~2|dil_conv_5x5~0,skip_connect~3");
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(golden_run(&g, wrong[k], 0, msg, sizeof msg), 1);
+        if (!strstr(msg, "logits"))
+            fail_msg("'%s': expected the logits to differ, got: %s", wrong[k], msg);
+    }
+    golden_release(&g);
+}
+
 const struct CMUnitTest test_nn_golden_tests[] = {
     cmocka_unit_test(test_nn_golden_allops),
     cmocka_unit_test(test_nn_golden_conv3),
     cmocka_unit_test(test_nn_golden_zero),
     cmocka_unit_test(test_nn_golden_detects_wrong_network),
+    cmocka_unit_test(test_nn_golden_darts_allops),
+    cmocka_unit_test(test_nn_golden_darts_reduce),
+    cmocka_unit_test(test_nn_golden_darts_v2),
+    cmocka_unit_test(test_nn_golden_darts_detects_wrong_network),
 };
 const size_t test_nn_golden_count = sizeof test_nn_golden_tests / sizeof test_nn_golden_tests[0];
