@@ -6,7 +6,7 @@ BIN=${BIN:-$top/bin}
 GEN=${GEN:-$top/build/tests/gen-fixtures}
 work=$(mktemp -d /tmp/xfer-cli.XXXXXX)
 FX=$work/fixtures
-export BIN FX
+export BIN FX GEN
 "$GEN" "$FX" || { echo "cli: generating fixtures failed"; exit 1; }
 pass=0
 fail=0
