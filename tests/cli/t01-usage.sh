@@ -22,7 +22,19 @@ expect_absent "$T/x.db" "$T/x.db.tasks"
 run ingest --db "$T/none.db" list
 expect_rc 1
 expect_err_match "xfer-ingest: database '$T/none.db': No such file or directory"
-for tool in train-meta predict search; do
+run train-meta --help
+expect_rc 0
+grep -q '^usage: xfer-train-meta' "$out" && ok || bad "train-meta --help prints no usage"
+run train-meta frobnicate
+expect_rc 2
+expect_err_line "xfer-train-meta: unknown command 'frobnicate' (plan, work, run, status, merge)"
+run train-meta plan --sample 3 --db "$T/x.db"
+expect_rc 2
+run train-meta --db "$T/none.db" status
+expect_rc 1
+expect_err_match "xfer-train-meta: database '$T/none.db': No such file or directory"
+expect_absent "$T/none.db"
+for tool in predict search; do
     run "$tool" run
     expect_rc 2
     grep -q "not implemented yet" "$err" && ok || bad "$tool does not say it is not implemented"

@@ -32,7 +32,9 @@ void c3_set_enabled(int on)
     c3_disabled = !on;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* GCC only: the kernels rely on its target pragma (clang, used for the
+ * fuzzers, builds the fallback) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
