@@ -551,49 +551,12 @@ static int cmd_merge(int argc, char **argv, XErr *e)
     return XE_OK;
 }
 
-static const struct {
-    const char *name;
-    int (*fn)(int, char **, XErr *);
-} commands[] = {
+static const CliCommand commands[] = {
     { "plan", cmd_plan }, { "work", cmd_work }, { "run", cmd_run }, { "status", cmd_status }, { "merge", cmd_merge },
 };
 
 int main(int argc, char **argv)
 {
-    XErr e = { 0 };
-    int i = 1, rc;
-    const char *db = NULL;
-    while (i < argc && argv[i][0] == '-') {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return cli_report(tool, cli_finish_stdout(&e), &e);
-        } else if (!strcmp(argv[i], "--version")) {
-            printf("xfer-train-meta %s\n", XFER_VERSION);
-            return cli_report(tool, cli_finish_stdout(&e), &e);
-        } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
-            db = argv[i + 1];
-            i += 2;
-        } else if (!strncmp(argv[i], "--db=", 5)) {
-            db = argv[i] + 5;
-            i++;
-        } else {
-            fprintf(stderr, "%s: unknown option '%s'\n%s", tool, argv[i], usage);
-            return 2;
-        }
-    }
-    if (i >= argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    db_path = store_default_path(db);
-    for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
-        if (!strcmp(commands[k].name, argv[i])) {
-            optind = 1;
-            rc = commands[k].fn(argc - i, argv + i, &e);
-            if (cli_finish_stdout(&e) && rc == XE_OK)
-                rc = XE_FAIL;
-            return cli_report(tool, rc, &e);
-        }
-    fprintf(stderr, "%s: unknown command '%s' (plan, work, run, status, merge)\n", tool, argv[i]);
-    return 2;
+    return cli_main(tool, usage, commands, sizeof commands / sizeof *commands, store_default_path, &db_path, argc,
+                    argv);
 }

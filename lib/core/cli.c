@@ -1,7 +1,9 @@
 /* Option helpers shared by the tools' mains. */
 #include "core/cli.h"
+#include "core/config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,4 +99,48 @@ int cli_report(const char *tool, int status, const XErr *e)
     if (status != XE_OK)
         fprintf(stderr, "%s: %s\n", tool, e->msg[0] ? e->msg : "failed");
     return status == XE_OK ? 0 : status == XE_USAGE ? 2 : status == XE_INTR ? 3 : 1;
+}
+
+int cli_main(const char *tool, const char *usage, const CliCommand *cmds, size_t ncmds,
+             const char *(*db_default)(const char *opt), const char **db_path, int argc, char **argv)
+{
+    XErr e = { 0 };
+    int i = 1, rc;
+    const char *db = NULL;
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return cli_report(tool, cli_finish_stdout(&e), &e);
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("%s %s\n", tool, XFER_VERSION);
+            return cli_report(tool, cli_finish_stdout(&e), &e);
+        } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+            db = argv[i + 1];
+            i += 2;
+        } else if (!strncmp(argv[i], "--db=", 5)) {
+            db = argv[i] + 5;
+            i++;
+        } else {
+            fprintf(stderr, "%s: unknown option '%s'\n%s", tool, argv[i], usage);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    *db_path = db_default(db);
+    for (size_t k = 0; k < ncmds; k++)
+        if (!strcmp(cmds[k].name, argv[i])) {
+            optind = 1;
+            rc = cmds[k].fn(argc - i, argv + i, &e);
+            if (cli_finish_stdout(&e) && rc == XE_OK)
+                rc = XE_FAIL;
+            return cli_report(tool, rc, &e);
+        }
+    fprintf(stderr, "%s: unknown command '%s' (", tool, argv[i]);
+    for (size_t k = 0; k < ncmds; k++)
+        fprintf(stderr, "%s%s", k ? ", " : "", cmds[k].name);
+    fputs(")\n", stderr);
+    return 2;
 }

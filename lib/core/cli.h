@@ -3,6 +3,7 @@
 #ifndef XFER_CLI_H
 #define XFER_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -21,5 +22,17 @@ int cli_finish_stdout(XErr *e);
 
 /* Prints "tool: message" for a status and returns the exit code for it. */
 int cli_report(const char *tool, int status, const XErr *e);
+
+/* A tool's command table and main(): global options (--help, --version,
+ * --db PATH or --db=PATH), then COMMAND dispatched with getopt reset and
+ * argv starting at the command; *db_path = db_default(the --db value or
+ * NULL) before the command runs. Returns the exit code. */
+typedef struct CliCommand {
+    const char *name;
+    int (*fn)(int argc, char **argv, XErr *e);
+} CliCommand;
+
+int cli_main(const char *tool, const char *usage, const CliCommand *cmds, size_t ncmds,
+             const char *(*db_default)(const char *opt), const char **db_path, int argc, char **argv);
 
 #endif
