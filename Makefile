@@ -48,7 +48,7 @@ GEN_BINS := $(BUILD)/tests/gen-fixtures
 # Keep intermediate objects (the fuzzers' instrumented library among them).
 .SECONDARY:
 
-.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-acc demo clean banner
+.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc demo clean banner
 all: banner $(BINS)
 
 banner:
@@ -127,6 +127,13 @@ $(BUILD)/bench/train_cpu: $(BUILD)/bench/train_cpu.o $(LIBXFER)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 bench-train: $(BUILD)/bench/train_cpu
 	BUILD=$(CURDIR)/$(BUILD) sh bench/train_cpu.sh
+
+# The 3x3 convolution kernels alone, direct against im2col + sgemm.
+$(BUILD)/bench/conv_cpu: $(BUILD)/bench/conv_cpu.o $(LIBXFER)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-conv: $(BUILD)/bench/conv_cpu
+	$(BUILD)/bench/conv_cpu
 
 # Accuracy parity with PyTorch on the real Fashion-MNIST (python3-torch, by hand).
 $(BUILD)/bench/train_acc: $(BUILD)/bench/train_acc.o $(LIBXFER)

@@ -83,10 +83,10 @@ static const char *const copy_refs[] = {
     " JOIN main.datasets md ON md.name = sd.name",
 };
 
-/* The shard's finished runs with the main database's ids for their keys
- * and the main run (id, status) if there is one. */
+/* The shard's finished runs (id, status) with the main database's ids for
+ * their keys and the main run (id, status) if there is one. */
 static const char shard_runs[] =
-    "SELECT r.id, ma.id, md.id, mp.id, r.seed, mr.id, mr.status FROM s.runs r"
+    "SELECT r.id, r.status, ma.id, md.id, mp.id, r.seed, mr.id, mr.status FROM s.runs r"
     " JOIN s.archs sa ON sa.id = r.arch_id JOIN main.archs ma ON ma.space = sa.space AND ma.arch = sa.arch"
     " JOIN s.datasets sd ON sd.id = r.dataset_id JOIN main.datasets md ON md.name = sd.name"
     " JOIN s.protocols sp ON sp.id = r.protocol_id JOIN main.protocols mp ON mp.hash = sp.hash"
@@ -98,11 +98,12 @@ static const char shard_runs[] =
     "status, source, attempts, planned_at, started_at, finished_at, device, epochs_done, seconds,"   \
     " valid_acc, test_acc, params, flops, error"
 
-static int copy_run(Store *st, int64_t sid, int64_t aid, int64_t did, int64_t pid, int64_t seed, int64_t mid,
-                    const char *mstatus, MergeStats *ms, XErr *e)
+static int copy_run(Store *st, int64_t sid, const char *sstatus, int64_t aid, int64_t did, int64_t pid,
+                    int64_t seed, int64_t mid, const char *mstatus, MergeStats *ms, XErr *e)
 {
     sqlite3_stmt *q = NULL;
-    if (mid && mstatus && !strcmp(mstatus, "done")) {
+    /* done here stays; failed here is replaced only by done there */
+    if (mid && mstatus && (!strcmp(mstatus, "done") || (!strcmp(mstatus, "failed") && strcmp(sstatus, "done")))) {
         ms->runs_same++;
         return XE_OK;
     }
@@ -124,19 +125,6 @@ static int copy_run(Store *st, int64_t sid, int64_t aid, int64_t did, int64_t pi
     } else {
         /* planned, running or failed here, finished there: the shard's
          * result wins (a worker still holding it here loses its claim) */
-        if (mstatus && !strcmp(mstatus, "failed")) {
-            sqlite3_stmt *c = NULL;
-            int done;
-            if (store_prepare(st, &c, "SELECT status = 'done' FROM s.runs WHERE id = ?1", e))
-                return e->code;
-            sqlite3_bind_int64(c, 1, sid);
-            done = sqlite3_step(c) == SQLITE_ROW && sqlite3_column_int(c, 0);
-            sqlite3_finalize(c);
-            if (!done) {
-                ms->runs_same++;
-                return XE_OK;
-            }
-        }
         if (store_prepare(st, &q,
                           "UPDATE main.runs SET (" RUN_COLS ", worker, lease_until, heartbeat_at) ="
                           " (SELECT " RUN_COLS ", NULL, NULL, NULL FROM s.runs WHERE id = ?1) WHERE id = ?2",
@@ -163,7 +151,6 @@ static int copy_run(Store *st, int64_t sid, int64_t aid, int64_t did, int64_t pi
     sqlite3_bind_int64(q, 2, mid);
     if (exec_q(st, q, "merging a curve", e))
         return e->code;
-    ms->curves += sqlite3_changes(st->db) > 0;
     return XE_OK;
 }
 
@@ -193,13 +180,13 @@ int merge_shard(Store *st, const char *shard, MergeStats *ms, XErr *e)
     if ((rc = store_prepare(st, &q, shard_runs, e)))
         goto rollback;
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        const unsigned char *ms_status = sqlite3_column_text(q, 6);
-        char status[32] = "";
-        if (ms_status)
-            snprintf(status, sizeof status, "%s", (const char *)ms_status);
-        if ((rc = copy_run(st, sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), sqlite3_column_int64(q, 2),
+        char sstatus[32], mstatus[32];
+        const unsigned char *m = sqlite3_column_text(q, 7);
+        snprintf(sstatus, sizeof sstatus, "%s", (const char *)sqlite3_column_text(q, 1));
+        snprintf(mstatus, sizeof mstatus, "%s", m ? (const char *)m : "");
+        if ((rc = copy_run(st, sqlite3_column_int64(q, 0), sstatus, sqlite3_column_int64(q, 2),
                            sqlite3_column_int64(q, 3), sqlite3_column_int64(q, 4), sqlite3_column_int64(q, 5),
-                           ms_status ? status : NULL, ms, e)))
+                           sqlite3_column_int64(q, 6), m ? mstatus : NULL, ms, e)))
             break;
     }
     sqlite3_finalize(q);

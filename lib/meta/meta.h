@@ -114,7 +114,6 @@ typedef struct WorkOpts {
     int progress;        /* 1: a bar on stderr (a terminal), 0: log lines */
     const int64_t *only; /* restrict to these runs (run's pipe form) */
     int nonly;
-    const char *const *extra; /* per entry of only: the input record (may be NULL) */
 } WorkOpts;
 
 typedef struct WorkStats {
@@ -122,14 +121,14 @@ typedef struct WorkStats {
 } WorkStats;
 
 /* Claims and trains runs until none is left or a limit is reached; one
- * JSON line per finished run on out. XE_INTR after SIGINT/SIGTERM (the
+ * JSON line per finished run on out (NULL: none). XE_INTR after SIGINT/SIGTERM (the
  * current run checkpointed and released). */
 int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e);
 
 /* ---- shards (merge.c) ---- */
 
 typedef struct MergeStats {
-    long runs_added, runs_updated, runs_same, curves;
+    long runs_added, runs_updated, runs_same;
 } MergeStats;
 
 /* Merges the finished runs of one shard (and what they refer to) into st

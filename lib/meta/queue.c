@@ -24,6 +24,15 @@ void run_info_free(RunInfo *ri)
     memset(ri, 0, sizeof *ri);
 }
 
+/* Binds a run's natural key to ?1 .. ?4. */
+static void bind_key(sqlite3_stmt *q, int64_t arch_id, int64_t dataset_id, int64_t protocol_id, int64_t seed)
+{
+    sqlite3_bind_int64(q, 1, arch_id);
+    sqlite3_bind_int64(q, 2, dataset_id);
+    sqlite3_bind_int64(q, 3, protocol_id);
+    sqlite3_bind_int64(q, 4, seed);
+}
+
 int queue_plan(Store *st, int64_t arch_id, int64_t dataset_id, int64_t protocol_id, int64_t seed,
                int64_t *run_id, PlanStats *ps, XErr *e)
 {
@@ -34,10 +43,7 @@ int queue_plan(Store *st, int64_t arch_id, int64_t dataset_id, int64_t protocol_
                       " ON CONFLICT DO NOTHING",
                       e))
         return e->code;
-    sqlite3_bind_int64(q, 1, arch_id);
-    sqlite3_bind_int64(q, 2, dataset_id);
-    sqlite3_bind_int64(q, 3, protocol_id);
-    sqlite3_bind_int64(q, 4, seed);
+    bind_key(q, arch_id, dataset_id, protocol_id, seed);
     rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE)
@@ -53,10 +59,7 @@ int queue_plan(Store *st, int64_t arch_id, int64_t dataset_id, int64_t protocol_
                       " AND seed = ?4",
                       e))
         return e->code;
-    sqlite3_bind_int64(q, 1, arch_id);
-    sqlite3_bind_int64(q, 2, dataset_id);
-    sqlite3_bind_int64(q, 3, protocol_id);
-    sqlite3_bind_int64(q, 4, seed);
+    bind_key(q, arch_id, dataset_id, protocol_id, seed);
     rc = sqlite3_step(q);
     *run_id = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
@@ -95,15 +98,12 @@ static int claim_one(Store *st, const Claim *c, double t, int64_t only, RunInfo 
 {
     sqlite3_stmt *q = NULL;
     int rc, found = 0;
-    const char *sql =
-        only ? "SELECT r.id, r.arch_id, r.dataset_id, r.protocol_id, r.seed, r.attempts, r.epochs_done,"
-               " a.space, a.arch, d.name, p.recipe FROM runs r JOIN archs a ON a.id = r.arch_id"
-               " JOIN datasets d ON d.id = r.dataset_id JOIN protocols p ON p.id = r.protocol_id"
-               " WHERE " CLAIMABLE " AND r.id = ?2"
-             : "SELECT r.id, r.arch_id, r.dataset_id, r.protocol_id, r.seed, r.attempts, r.epochs_done,"
-               " a.space, a.arch, d.name, p.recipe FROM runs r JOIN archs a ON a.id = r.arch_id"
-               " JOIN datasets d ON d.id = r.dataset_id JOIN protocols p ON p.id = r.protocol_id"
-               " WHERE " CLAIMABLE " AND d.kind = 'stored' ORDER BY r.status = 'planned', r.id LIMIT 1";
+#define CLAIM_SELECT                                                                               \
+    "SELECT r.id, r.arch_id, r.dataset_id, r.protocol_id, r.seed, r.attempts, r.epochs_done, a.space,"  \
+    " a.arch, d.name, p.recipe FROM runs r JOIN archs a ON a.id = r.arch_id"                          \
+    " JOIN datasets d ON d.id = r.dataset_id JOIN protocols p ON p.id = r.protocol_id WHERE " CLAIMABLE
+    const char *sql = only ? CLAIM_SELECT " AND r.id = ?2"
+                           : CLAIM_SELECT " AND d.kind = 'stored' ORDER BY r.status = 'planned', r.id LIMIT 1";
     if (store_prepare(st, &q, sql, e))
         return -1;
     sqlite3_bind_double(q, 1, t);

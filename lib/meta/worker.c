@@ -246,7 +246,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
     if (rc == XE_OK) {
         end = RUN_DONE;
         unlink(ckpt);
-        if (queue_print_run(st, ri->id, NULL, out, e))
+        if (out && queue_print_run(st, ri->id, NULL, out, e))
             end = RUN_ERROR;
     } else if (rc == XE_INTR) {
         end = RUN_INTR;
@@ -266,7 +266,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
         if (queue_fail(st, c, ri->id, re.msg, e))
             end = RUN_ERROR;
     }
-    if (end == RUN_FAILED && o->progress >= 0)
+    if (end == RUN_FAILED)
         fprintf(stderr, "%sxfer-train-meta: run %lld failed: %s\n", o->progress ? "\r\033[K" : "",
                 (long long)ri->id, re.msg);
     if (net.be)

@@ -560,27 +560,27 @@ void cpu_conv_bwd_filter(void *ctx, const ConvDesc *d,
         dw_conv_x(d, x, NULL, dy, dw, ws);
         return;
     }
-    if (c3_applies(d)) {
-        c3_bwd_filter(d, T, x, dy, dw, ws, c3_per(d), parts);
-        return;
-    }
     if (T > 1)
         memset(parts, 0, (size_t)(T - 1) * nw * sizeof *parts);
+    if (c3_applies(d)) {
+        c3_bwd_filter(d, T, x, dy, dw, ws, c3_per(d), parts);
+    } else {
 #pragma omp parallel for num_threads(T) schedule(static)
-    for (int n = 0; n < d->n; n++) {
-        int t = thread_id();
-        float *tws = ws ? ws + (size_t)t * per : NULL;
-        float *tdw = t ? parts + (size_t)(t - 1) * nw : dw;
-        for (int g = 0; g < d->groups; g++) {
-            const float *xg = x + ((size_t)n * d->cin + (size_t)g * cig) * hw;   // (Cin/G, H, W)
-            const float *dyg = dy + ((size_t)n * d->cout + (size_t)g * cog) * p; // (Cout/G, OH*OW)
-            float *dwg = tdw + (size_t)g * cog * kc;                             // (Cout/G, KC)
-            if (path == CONV_GEMM) {
-                im2col(d, cig, xg, tws);
-                xg = tws;
+        for (int n = 0; n < d->n; n++) {
+            int t = thread_id();
+            float *tws = ws ? ws + (size_t)t * per : NULL;
+            float *tdw = t ? parts + (size_t)(t - 1) * nw : dw;
+            for (int g = 0; g < d->groups; g++) {
+                const float *xg = x + ((size_t)n * d->cin + (size_t)g * cig) * hw;   // (Cin/G, H, W)
+                const float *dyg = dy + ((size_t)n * d->cout + (size_t)g * cog) * p; // (Cout/G, OH*OW)
+                float *dwg = tdw + (size_t)g * cog * kc;                             // (Cout/G, KC)
+                if (path == CONV_GEMM) {
+                    im2col(d, cig, xg, tws);
+                    xg = tws;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cog, kc, p, 1.0f, dyg, p, xg, p, 1.0f,
+                            dwg, kc);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cog, kc, p, 1.0f, dyg, p, xg, p, 1.0f,
-                        dwg, kc);
         }
     }
     for (int t = 1; t < T; t++)

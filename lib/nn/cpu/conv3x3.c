@@ -336,50 +336,47 @@ static float *align64(float *p)
     return (float *)(((size_t)p + 63) & ~(size_t)63);
 }
 
-void c3_fwd(const ConvDesc *d, int threads, const float *x, const float *w, float *y, float *ws,
-            size_t per)
+static int thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* The forward kernel over the batch: out (=) conv(in, w), or for flip
+ * out (+=) the backward data conv, in = dy and w flipped. */
+static void fwd_batch(const ConvDesc *d, int threads, int flip, const float *in, const float *w, float *out,
+                      float *ws, size_t per)
 {
     Grid g = grid_of(d->h, d->w);
+    int cin = flip ? d->cout : d->cin, cout = flip ? d->cin : d->cout;
     float *wp = ws;
     Lanes *ln = (Lanes *)(ws + (size_t)d->cout * d->cin * 9);
     float *tws0 = ws + c3_shared_workspace(d);
     size_t hw = (size_t)d->h * d->w;
-    pack_weights(w, d->cin, d->cout, 0, wp);
+    pack_weights(w, d->cin, d->cout, flip, wp);
     lanes_of(&g, ln);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int n = 0; n < d->n; n++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        float *xg = align64(tws0 + (size_t)t * per);
-        for (int c = 0; c < d->cin; c++)
-            grid_fill(&g, x + ((size_t)n * d->cin + c) * hw, xg + c * g.plane);
-        fwd_image(&g, ln, d->cin, d->cout, xg, wp, y + (size_t)n * d->cout * hw, 0);
+        float *ig = align64(tws0 + (size_t)thread_num() * per);
+        for (int c = 0; c < cin; c++)
+            grid_fill(&g, in + ((size_t)n * cin + c) * hw, ig + c * g.plane);
+        fwd_image(&g, ln, cin, cout, ig, wp, out + (size_t)n * cout * hw, flip);
     }
+}
+
+void c3_fwd(const ConvDesc *d, int threads, const float *x, const float *w, float *y, float *ws,
+            size_t per)
+{
+    fwd_batch(d, threads, 0, x, w, y, ws, per);
 }
 
 void c3_bwd_data(const ConvDesc *d, int threads, const float *dy, const float *w, float *dx, float *ws,
                  size_t per)
 {
-    Grid g = grid_of(d->h, d->w);
-    float *wf = ws; /* w flipped, channels swapped, packed */
-    Lanes *ln = (Lanes *)(ws + (size_t)d->cout * d->cin * 9);
-    float *tws0 = ws + c3_shared_workspace(d);
-    size_t hw = (size_t)d->h * d->w;
-    pack_weights(w, d->cin, d->cout, 1, wf);
-    lanes_of(&g, ln);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int n = 0; n < d->n; n++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        float *dyg = align64(tws0 + (size_t)t * per);
-        for (int c = 0; c < d->cout; c++)
-            grid_fill(&g, dy + ((size_t)n * d->cout + c) * hw, dyg + c * g.plane);
-        fwd_image(&g, ln, d->cout, d->cin, dyg, wf, dx + (size_t)n * d->cin * hw, 1);
-    }
+    fwd_batch(d, threads, 1, dy, w, dx, ws, per);
 }
 
 void c3_bwd_filter(const ConvDesc *d, int threads, const float *x, const float *dy, float *dw,
@@ -388,14 +385,9 @@ void c3_bwd_filter(const ConvDesc *d, int threads, const float *x, const float *
     Grid g = grid_of(d->h, d->w);
     size_t hw = (size_t)d->h * d->w, nw = (size_t)d->cout * d->cin * 9;
     int T = threads;
-    if (T > 1)
-        memset(parts, 0, (size_t)(T - 1) * nw * sizeof *parts);
 #pragma omp parallel num_threads(T)
     {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        int t = thread_num();
         /* the same contiguous chunks of images as a static schedule */
         int lo = (int)((long)d->n * t / T), hi = (int)((long)d->n * (t + 1) / T);
         int k = flt_group(&g, (d->n + T - 1) / T);
@@ -423,9 +415,6 @@ void c3_bwd_filter(const ConvDesc *d, int threads, const float *x, const float *
             flt_run(&g, d->cin, d->cout, dyg, xg, run, xrun, tdw);
         }
     }
-    for (int t = 1; t < T; t++)
-        for (size_t j = 0; j < nw; j++)
-            dw[j] += parts[(size_t)(t - 1) * nw + j];
 }
 
 int c3_applies(const ConvDesc *d)

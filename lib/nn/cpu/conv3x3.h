@@ -26,7 +26,8 @@ size_t c3_shared_workspace(const ConvDesc *d);
 /* The ops of conv.c for convs c3_applies to, over `threads` threads taking
  * the batch's images in contiguous chunks. ws: c3_shared_workspace floats,
  * then `threads` scratch areas of `per` floats; parts: (threads - 1)
- * filter-gradient partial sums, added to dw in thread order. */
+ * zeroed filter-gradient sums that threads 1.. add into (thread 0 adds into
+ * dw); the caller adds them to dw in thread order. */
 void c3_fwd(const ConvDesc *d, int threads, const float *x, const float *w, float *y, float *ws,
             size_t per);
 void c3_bwd_data(const ConvDesc *d, int threads, const float *dy, const float *w, float *dx, float *ws,
