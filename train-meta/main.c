@@ -4,6 +4,7 @@
  * To add a command: write cmd_NAME(argc, argv, e) and list it in commands[]. */
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,12 @@ static const char usage[] =
     "      claim planned runs and train them; one JSON line per finished run\n"
     "  run  plan + work in one call, on the planned runs only; with archs on\n"
     "       stdin, each input line comes back with the results added\n"
+    "  proxies --dataset NAME [--space S --sample N [--seed S]] [--seeds K]\n"
+    "       [--protocol P] [--set KEY=VALUE]... [--batch B] [--threads T]\n"
+    "      training-free scores at initialisation (synflow, naswot, jacob_cov,\n"
+    "      grad_norm, snip, zen, params, flops) of the protocol's network, stored\n"
+    "      per arch, dataset, protocol and seed (0 .. K-1); one JSON line per arch\n"
+    "      with a \"proxies\" object; stored scores are read, not recomputed\n"
     "  status [--json]           planned, running, done, failed per dataset and\n"
     "                            protocol, throughput and time left\n"
     "  merge SHARD... [--into DB]  merge shard databases (idempotent)\n"
@@ -57,7 +64,7 @@ typedef struct Opts {
     const char *dataset, *space, *protocol;
     char **sets;
     int nsets;
-    long sample, seeds, seed;
+    long sample, seeds, seed, batch;
     int json;
     WorkOpts w;
     char **shards;
@@ -67,7 +74,7 @@ typedef struct Opts {
 
 enum {
     O_DATASET = 256, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL, O_SET, O_DEVICE, O_THREADS,
-    O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_JSON, O_INTO, O_HELP
+    O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_JSON, O_INTO, O_BATCH, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -78,7 +85,8 @@ static const struct option all_opts[] = {
     { "threads", required_argument, 0, O_THREADS },   { "max-runs", required_argument, 0, O_MAX_RUNS },
     { "max-hours", required_argument, 0, O_MAX_HOURS }, { "lease", required_argument, 0, O_LEASE },
     { "max-attempts", required_argument, 0, O_MAX_ATTEMPTS }, { "json", no_argument, 0, O_JSON },
-    { "into", required_argument, 0, O_INTO },         { "help", no_argument, 0, O_HELP },
+    { "into", required_argument, 0, O_INTO },         { "batch", required_argument, 0, O_BATCH },
+    { "help", no_argument, 0, O_HELP },
     { 0, 0, 0, 0 },
 };
 
@@ -92,6 +100,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     o->space = "nb201";
     o->protocol = "cheap";
     o->seeds = 1;
+    o->batch = 64;
     o->w.device = "auto";
     o->w.threads = th < 1 ? 1 : th > 64 ? 64 : (int)th;
     o->w.lease = 120;
@@ -140,6 +149,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
             break;
         case O_JSON: o->json = 1; break;
         case O_INTO: o->into = optarg; break;
+        case O_BATCH: rc = cli_long("--batch", optarg, 2, 1024, &o->batch, e); break;
         case O_HELP: fputs(usage, stdout); return -1;
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
         }
@@ -202,77 +212,20 @@ static int protocol_of(Store *st, const Opts *o, int64_t *id, XErr *e)
     return rc;
 }
 
-static int plan_arch(Store *st, const Space *sp, const char *arch, int64_t dataset_id, int64_t protocol_id,
-                     const Opts *o, const char *line, Planned *pl, PlanStats *ps, XErr *e)
-{
-    char canon[512], hash[65];
-    int64_t arch_id, run_id;
-    if (space_canonical_hash(sp, arch, canon, sizeof canon, hash, e) ||
-        store_arch_id(st, sp->name, canon, hash, &arch_id, e))
-        return e->code;
-    for (long s = 0; s < o->seeds; s++) {
-        if (queue_plan(st, arch_id, dataset_id, protocol_id, s, &run_id, ps, e) ||
-            planned_push(pl, run_id, line, e))
-            return e->code;
-    }
-    return XE_OK;
-}
+/* ---- the archs a command works on: sampled, or JSON lines on stdin ---- */
 
-/* One JSON line of stdin into the plan; a bad line is reported with its
- * number and skipped. */
-static int plan_line(Store *st, const char *line, long lineno, int64_t dataset_id, int64_t protocol_id,
-                     const Opts *o, Planned *pl, PlanStats *ps, XErr *e)
-{
-    json_error_t je;
-    json_t *j = json_loads(line, 0, &je);
-    const char *space = o->space, *arch = NULL;
-    const Space *sp;
-    XErr le = { 0 };
-    int rc = XE_OK;
-    if (!j || !json_is_object(j))
-        xerr_set(&le, XE_FAIL, "not a JSON object");
-    else if (!json_is_string(json_object_get(j, "arch")))
-        xerr_set(&le, XE_FAIL, "no \"arch\" string");
-    else {
-        arch = json_string_value(json_object_get(j, "arch"));
-        if (json_is_string(json_object_get(j, "space")))
-            space = json_string_value(json_object_get(j, "space"));
-        if (!(sp = space_find(space)))
-            xerr_set(&le, XE_FAIL, "unknown space '%s' (valid: %s)", space, space_list());
-        else if ((rc = plan_arch(st, sp, arch, dataset_id, protocol_id, o, line, pl, ps, &le)) &&
-                 strstr(le.msg, "database")) {
-            *e = le; /* the store failed, not the line */
-            json_decref(j);
-            return rc;
-        }
-    }
-    if (le.code) {
-        fprintf(stderr, "%s: stdin:%ld: %s\n", tool, lineno, le.msg);
-        pl->bad++;
-    }
-    json_decref(j);
-    return XE_OK;
-}
+/* Called with each arch (not yet validated) and its input line (NULL when
+ * sampled). A non-zero return stops the loop, except XE_SKIP: the line was
+ * bad (fn set le with why) and is reported with its number. */
+typedef int (*ArchFn)(void *ctx, const Space *sp, const char *arch, const char *line, XErr *le);
+#define XE_SKIP 100
 
-static int do_plan(Store *st, const Opts *o, Planned *pl, XErr *e)
+static int each_arch(const Opts *o, ArchFn fn, void *ctx, long *bad, XErr *e)
 {
-    int64_t dataset_id, protocol_id;
-    PlanStats ps = { 0, 0 };
     const Space *sp = space_find(o->space);
-    int rc;
-    if (!o->dataset)
-        return usage_error(e, "--dataset NAME is required");
+    int rc = XE_OK;
     if (!sp)
         return xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o->space, space_list());
-    if (store_dataset_find(st, o->dataset, &dataset_id, e))
-        return e->code;
-    if (!dataset_id)
-        return xerr_set(e, XE_FAIL, "unknown dataset '%s' in '%s' ('xfer-ingest list' shows the stored ones)",
-                        o->dataset, st->path);
-    if (store_begin(st, e))
-        return e->code;
-    if ((rc = protocol_of(st, o, &protocol_id, e)))
-        goto fail;
     if (o->sample) {
         /* distinct archs (by index, in an open-addressing set); a sample
          * larger than the space takes all of it */
@@ -281,13 +234,11 @@ static int do_plan(Store *st, const Opts *o, Planned *pl, XErr *e)
         Rng r;
         while (size < 2 * want)
             size *= 2;
-        if (!(seen = malloc(size * sizeof *seen))) {
-            rc = xerr_set(e, XE_FAIL, "out of memory");
-            goto fail;
-        }
+        if (!(seen = malloc(size * sizeof *seen)))
+            return xerr_set(e, XE_FAIL, "out of memory");
         memset(seen, 0xff, size * sizeof *seen);
         rng_seed(&r, (uint64_t)o->seed);
-        while (got < want) {
+        while (!rc && got < want) {
             SpaceArch a;
             char canon[512];
             uint64_t idx, h;
@@ -300,42 +251,120 @@ static int do_plan(Store *st, const Opts *o, Planned *pl, XErr *e)
             seen[h] = idx;
             got++;
             sp->format(&a, canon, sizeof canon);
-            if ((rc = plan_arch(st, sp, canon, dataset_id, protocol_id, o, NULL, pl, &ps, e))) {
-                free(seen);
-                goto fail;
+            if ((rc = fn(ctx, sp, canon, NULL, e)) == XE_SKIP) {
+                fprintf(stderr, "%s: %s\n", tool, e->msg);
+                xerr_clear(e);
+                (*bad)++;
+                rc = XE_OK;
             }
         }
         free(seen);
-    } else {
-        char *line = NULL;
-        size_t cap = 0;
-        long lineno = 0;
-        ssize_t len;
-        while ((len = getline(&line, &cap, stdin)) >= 0) {
-            lineno++;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = 0;
-            if (!len)
-                continue;
-            if ((rc = plan_line(st, line, lineno, dataset_id, protocol_id, o, pl, &ps, e))) {
-                free(line);
-                goto fail;
-            }
+        return rc;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    ssize_t len;
+    while (!rc && (len = getline(&line, &cap, stdin)) >= 0) {
+        json_error_t je;
+        json_t *j;
+        const char *space = o->space;
+        const Space *lsp = NULL;
+        XErr le = { 0 };
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (!len)
+            continue;
+        j = json_loads(line, 0, &je);
+        if (!j || !json_is_object(j))
+            xerr_set(&le, XE_SKIP, "not a JSON object");
+        else if (!json_is_string(json_object_get(j, "arch")))
+            xerr_set(&le, XE_SKIP, "no \"arch\" string");
+        else if (json_is_string(json_object_get(j, "space")) &&
+                 !(lsp = space_find(space = json_string_value(json_object_get(j, "space")))))
+            xerr_set(&le, XE_SKIP, "unknown space '%s' (valid: %s)", space, space_list());
+        else if ((rc = fn(ctx, lsp ? lsp : sp, json_string_value(json_object_get(j, "arch")), line, &le)) == XE_SKIP)
+            rc = XE_OK;
+        else if (rc)
+            *e = le;
+        if (le.code == XE_SKIP) {
+            fprintf(stderr, "%s: stdin:%ld: %s\n", tool, lineno, le.msg);
+            (*bad)++;
         }
-        free(line);
-        if (ferror(stdin)) {
-            rc = xerr_set(e, XE_FAIL, "stdin: read error");
-            goto fail;
-        }
+        json_decref(j);
+    }
+    free(line);
+    if (!rc && ferror(stdin))
+        rc = xerr_set(e, XE_FAIL, "stdin: read error");
+    return rc;
+}
+
+/* Validates an arch into its canonical string and the store's arch id; a
+ * bad arch string is XE_SKIP. */
+static int arch_row(Store *st, const Space *sp, const char *arch, char canon[512], int64_t *arch_id, XErr *le)
+{
+    char hash[65];
+    if (space_canonical_hash(sp, arch, canon, 512, hash, le)) {
+        le->code = XE_SKIP;
+        return XE_SKIP;
+    }
+    return store_arch_id(st, sp->name, canon, hash, arch_id, le);
+}
+
+/* ---- plan ---- */
+
+typedef struct PlanCtx {
+    Store *st;
+    const Opts *o;
+    int64_t dataset_id, protocol_id;
+    Planned *pl;
+    PlanStats ps;
+} PlanCtx;
+
+static int plan_arch(void *ctx, const Space *sp, const char *arch, const char *line, XErr *le)
+{
+    PlanCtx *c = ctx;
+    char canon[512];
+    int64_t arch_id, run_id;
+    int rc = arch_row(c->st, sp, arch, canon, &arch_id, le);
+    for (long s = 0; !rc && s < c->o->seeds; s++)
+        if (queue_plan(c->st, arch_id, c->dataset_id, c->protocol_id, s, &run_id, &c->ps, le) ||
+            planned_push(c->pl, run_id, line, le))
+            rc = le->code;
+    return rc;
+}
+
+/* The dataset of --dataset (required), by name. */
+static int dataset_of(Store *st, const Opts *o, int64_t *id, XErr *e)
+{
+    if (!o->dataset)
+        return usage_error(e, "--dataset NAME is required");
+    if (store_dataset_find(st, o->dataset, id, e))
+        return e->code;
+    if (!*id)
+        return xerr_set(e, XE_FAIL, "unknown dataset '%s' in '%s' ('xfer-ingest list' shows the stored ones)",
+                        o->dataset, st->path);
+    return XE_OK;
+}
+
+static int do_plan(Store *st, const Opts *o, Planned *pl, XErr *e)
+{
+    PlanCtx c = { st, o, 0, 0, pl, { 0, 0 } };
+    int rc;
+    if (!space_find(o->space))
+        return xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o->space, space_list());
+    if (dataset_of(st, o, &c.dataset_id, e) || store_begin(st, e))
+        return e->code;
+    if ((rc = protocol_of(st, o, &c.protocol_id, e)) || (rc = each_arch(o, plan_arch, &c, &pl->bad, e))) {
+        store_rollback(st);
+        return rc;
     }
     if ((rc = store_commit(st, e)))
         return rc;
-    fprintf(stderr, "%s: planned %ld new runs on '%s' (%ld already in the queue)%s\n", tool, ps.added, o->dataset,
-            ps.existing, pl->bad ? "; some input lines were bad" : "");
+    fprintf(stderr, "%s: planned %ld new runs on '%s' (%ld already in the queue)%s\n", tool, c.ps.added, o->dataset,
+            c.ps.existing, pl->bad ? "; some input lines were bad" : "");
     return XE_OK;
-fail:
-    store_rollback(st);
-    return rc;
 }
 
 static const int plan_allowed[] = { O_DATASET, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL, O_SET, 0 };
@@ -537,8 +566,202 @@ static int cmd_merge(int argc, char **argv, XErr *e)
     return XE_OK;
 }
 
+/* ---- proxies ---- */
+
+typedef struct ProxyCtx {
+    Store *st;
+    const Opts *o;
+    int64_t dataset_id, protocol_id;
+    Protocol p;
+    TaskFile t;
+    double mean[4], std[4];
+    long done, stored;
+} ProxyCtx;
+
+/* The stored scores of (arch, seed), all PROXY_COUNT of them, or 0. */
+static int proxies_stored(ProxyCtx *c, int64_t arch_id, long seed, double v[PROXY_COUNT], XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int n = 0, step;
+    if (store_prepare(c->st, &q,
+                      "SELECT name, value FROM proxies WHERE arch_id = ?1 AND dataset_id = ?2 AND protocol_id = ?3"
+                      " AND seed = ?4",
+                      e))
+        return -1;
+    sqlite3_bind_int64(q, 1, arch_id);
+    sqlite3_bind_int64(q, 2, c->dataset_id);
+    sqlite3_bind_int64(q, 3, c->protocol_id);
+    sqlite3_bind_int64(q, 4, seed);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        for (int i = 0; i < PROXY_COUNT; i++)
+            if (!strcmp((const char *)sqlite3_column_text(q, 0), proxy_names[i])) {
+                v[i] = sqlite3_column_type(q, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 1);
+                n++;
+            }
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE)
+        return store_fail(c->st, e, "reading proxies"), -1;
+    return n == PROXY_COUNT;
+}
+
+static int proxies_store(ProxyCtx *c, int64_t arch_id, long seed, const double v[PROXY_COUNT], XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (store_begin(c->st, e))
+        return e->code;
+    rc = store_prepare(c->st, &q,
+                       "INSERT OR REPLACE INTO proxies (arch_id, dataset_id, protocol_id, name, seed, value)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                       e);
+    for (int i = 0; !rc && i < PROXY_COUNT; i++) {
+        sqlite3_bind_int64(q, 1, arch_id);
+        sqlite3_bind_int64(q, 2, c->dataset_id);
+        sqlite3_bind_int64(q, 3, c->protocol_id);
+        sqlite3_bind_text(q, 4, proxy_names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, seed);
+        if (isfinite(v[i]))
+            sqlite3_bind_double(q, 6, v[i]);
+        else
+            sqlite3_bind_null(q, 6);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            rc = store_fail(c->st, e, "writing proxies");
+        sqlite3_reset(q);
+    }
+    if (q)
+        sqlite3_finalize(q);
+    if (rc) {
+        store_rollback(c->st);
+        return rc;
+    }
+    return store_commit(c->st, e);
+}
+
+static int proxy_arch(void *ctx, const Space *sp, const char *arch, const char *line, XErr *le)
+{
+    ProxyCtx *c = ctx;
+    char canon[512];
+    int64_t arch_id;
+    int rc;
+    if (xfer_interrupted)
+        return xerr_set(le, XE_INTR, "interrupted");
+    if ((rc = store_begin(c->st, le)))
+        return rc;
+    if ((rc = arch_row(c->st, sp, arch, canon, &arch_id, le))) {
+        store_rollback(c->st);
+        return rc;
+    }
+    if ((rc = store_commit(c->st, le)))
+        return rc;
+    for (long s = 0; s < c->o->seeds; s++) {
+        double v[PROXY_COUNT];
+        json_t *j = line ? json_loads(line, 0, NULL) : json_object(), *pj = json_object();
+        char *text;
+        int have = proxies_stored(c, arch_id, s, v, le);
+        if (have < 0) {
+            json_decref(j), json_decref(pj);
+            return le->code;
+        }
+        if (!have) {
+            ProxyTask pt = { &c->t, c->mean, c->std, &c->p, (int)c->o->batch, (uint64_t)s,
+                             nn_cpu_backend(c->o->w.threads) };
+            XErr pe = { 0 };
+            if (proxies_compute(&pt, sp->name, canon, v, &pe)) {
+                json_decref(j), json_decref(pj);
+                *le = pe;
+                if (!strstr(pe.msg, "out of memory"))
+                    le->code = XE_SKIP; /* this arch cannot be scored here; the others may */
+                return le->code;
+            }
+            if ((rc = proxies_store(c, arch_id, s, v, le))) {
+                json_decref(j), json_decref(pj);
+                return rc;
+            }
+            c->stored++;
+        }
+        for (int i = 0; i < PROXY_COUNT; i++)
+            json_object_set_new(pj, proxy_names[i], isfinite(v[i]) ? json_real(v[i]) : json_null());
+        json_object_set_new(j, "space", json_string(sp->name));
+        json_object_set_new(j, "arch", json_string(canon));
+        json_object_set_new(j, "dataset", json_string(c->o->dataset));
+        json_object_set_new(j, "protocol", json_string(c->p.name));
+        json_object_set_new(j, "proxy_seed", json_integer(s));
+        json_object_set_new(j, "proxies", pj);
+        text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        json_decref(j);
+        if (!text)
+            return xerr_set(le, XE_FAIL, "out of memory");
+        puts(text);
+        free(text);
+        c->done++;
+        if (c->done % 50 == 0)
+            fprintf(stderr, "%s: proxies of %ld archs (%ld computed)\n", tool, c->done, c->stored);
+    }
+    fflush(stdout);
+    return XE_OK;
+}
+
+static int cmd_proxies(int argc, char **argv, XErr *e)
+{
+    static const int allowed[] = { O_DATASET, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL,
+                                   O_SET,     O_THREADS, O_BATCH, 0 };
+    Opts o;
+    Store st;
+    ProxyCtx c;
+    char *task = NULL;
+    long bad = 0;
+    int rc = parse_opts(argc, argv, "proxies", allowed, &o, e);
+    memset(&c, 0, sizeof c);
+    if (rc)
+        goto out;
+    if (optind < argc) {
+        rc = usage_error(e, "proxies: unexpected argument");
+        goto out;
+    }
+    if (!space_find(o.space)) {
+        rc = xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o.space, space_list());
+        goto out;
+    }
+    if ((rc = store_open(&st, db_path, 0, e)))
+        goto out;
+    c.st = &st;
+    c.o = &o;
+    if (!(rc = dataset_of(&st, &o, &c.dataset_id, e)) && !(rc = protocol_preset(o.protocol, &c.p, e))) {
+        for (int i = 0; !rc && i < o.nsets; i++)
+            rc = protocol_set(&c.p, o.sets[i], e);
+        if (!rc && !(rc = store_begin(&st, e))) {
+            if ((rc = protocol_of(&st, &o, &c.protocol_id, e)))
+                store_rollback(&st);
+            else
+                rc = store_commit(&st, e);
+        }
+    }
+    if (!rc && !(rc = meta_dataset_task(&st, c.dataset_id, &task, c.mean, c.std, e)))
+        rc = taskfile_open(&c.t, task, e);
+    if (!rc && c.t.n[SPLIT_TRAIN] < (uint64_t)o.batch)
+        rc = xerr_set(e, XE_FAIL, "dataset '%s' has %llu training images, fewer than --batch %ld", o.dataset,
+                      (unsigned long long)c.t.n[SPLIT_TRAIN], o.batch);
+    if (!rc) {
+        xfer_catch_signals();
+        rc = each_arch(&o, proxy_arch, &c, &bad, e);
+        if (!rc || rc == XE_INTR)
+            fprintf(stderr, "%s: proxies of %ld archs on '%s' (%ld computed, the others were stored)\n", tool,
+                        c.done, o.dataset, c.stored);
+    }
+    if (c.t.map)
+        taskfile_close(&c.t);
+    store_close(&st);
+    if (!rc && bad)
+        rc = xerr_set(e, XE_FAIL, "%ld bad input lines (reported above; the others were scored)", bad);
+out:
+    free(task);
+    free(o.sets);
+    return rc < 0 ? XE_OK : rc;
+}
+
 static const CliCommand commands[] = {
     { "plan", cmd_plan }, { "work", cmd_work }, { "run", cmd_run }, { "status", cmd_status }, { "merge", cmd_merge },
+    { "proxies", cmd_proxies },
 };
 
 int main(int argc, char **argv)

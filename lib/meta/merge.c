@@ -77,10 +77,11 @@ static const char *const copy_refs[] = {
     " SELECT ma.id, c.macro, c.params, c.flops FROM s.arch_costs c JOIN s.archs sa ON sa.id = c.arch_id"
     " JOIN main.archs ma ON ma.space = sa.space AND ma.arch = sa.arch",
     "INSERT OR IGNORE INTO main.protocols (name, hash, recipe) SELECT name, hash, recipe FROM s.protocols",
-    "INSERT OR IGNORE INTO main.proxies (arch_id, dataset_id, name, seed, value)"
-    " SELECT ma.id, md.id, p.name, p.seed, p.value FROM s.proxies p JOIN s.archs sa ON sa.id = p.arch_id"
+    "INSERT OR IGNORE INTO main.proxies (arch_id, dataset_id, protocol_id, name, seed, value)"
+    " SELECT ma.id, md.id, mp.id, p.name, p.seed, p.value FROM s.proxies p JOIN s.archs sa ON sa.id = p.arch_id"
     " JOIN main.archs ma ON ma.space = sa.space AND ma.arch = sa.arch JOIN s.datasets sd ON sd.id = p.dataset_id"
-    " JOIN main.datasets md ON md.name = sd.name",
+    " JOIN main.datasets md ON md.name = sd.name JOIN s.protocols sp ON sp.id = p.protocol_id"
+    " JOIN main.protocols mp ON mp.hash = sp.hash",
 };
 
 /* The shard's finished runs (id, status) with the main database's ids for

@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "db/store.h"
 #include "nn/train.h"
+#include "space/space.h"
 
 /* ---- protocols (protocol.c) ---- */
 
@@ -124,6 +125,56 @@ typedef struct WorkStats {
  * JSON line per finished run on out (NULL: none). XE_INTR after SIGINT/SIGTERM (the
  * current run checkpointed and released). */
 int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e);
+
+/* A stored dataset's task file (*path: absolute or relative to the working
+ * directory, caller frees) and its per-channel mean and std. */
+int meta_dataset_task(Store *st, int64_t id, char **path, double mean[4], double std[4], XErr *e);
+
+/* The network of an arch (space, canonical string) under a protocol's
+ * macro (width, cells) for a task's images and classes, initialised from
+ * seed; *cost gets its params and FLOPs. no_bn: batch norms become
+ * identities (synflow's network). */
+int meta_build_net(Net *net, const NnBackend *be, const char *space, const char *arch, const Protocol *p,
+                   int batch, const TaskFile *t, uint64_t seed, int no_bn, SpaceCost *cost, XErr *e);
+
+/* ---- training-free proxies (proxies.c) ---- */
+
+/* Scores of an untrained network, the arch's protocol macro on a task:
+ *   synflow    sum |w * dR/dw| over conv and linear weights, R the sum of
+ *              the outputs of the network without batch norm, all weights
+ *              made positive, on an input of ones (Tanaka et al. 2020)
+ *   naswot     log det of the Hamming kernel of the ReLU codes of a batch
+ *              (Mellor et al. 2021)
+ *   jacob_cov  -sum(log(v + k) + 1 / (v + k)), v the eigenvalues of the
+ *              correlation of the input Jacobians, k = 1e-5 (Mellor et al. v1)
+ *   grad_norm  sum of the weight gradients' Euclidean norms per layer,
+ *              cross-entropy on a batch (Abdelfattah et al. 2021)
+ *   snip       sum |w * dL/dw| (Lee et al. 2019)
+ *   zen        log E|f(x) - f(x + 0.01 eps)|_1 + sum over batch norms of
+ *              log sqrt(mean batch variance, at least eps), f the features
+ *              before global pooling, Gaussian weights and inputs (Lin et al.
+ *              2021)
+ *   params, flops  as the space counts them
+ * One batch of `batch` training images (unaugmented, chosen by seed) serves
+ * naswot, jacob_cov, grad_norm and snip. A score that does not exist for a
+ * network (naswot of a singular kernel, jacob_cov of a zero Jacobian, an
+ * overflow past float's range even when rescaled) is NaN. */
+enum {
+    PROXY_SYNFLOW, PROXY_NASWOT, PROXY_JACOB_COV, PROXY_GRAD_NORM, PROXY_SNIP, PROXY_ZEN, PROXY_PARAMS,
+    PROXY_FLOPS, PROXY_COUNT
+};
+extern const char *const proxy_names[PROXY_COUNT];
+
+typedef struct ProxyTask {
+    const TaskFile *t;
+    const double *mean, *std; /* per channel */
+    const Protocol *p;        /* macro (width, cells) and batch */
+    int batch;                /* images in the scoring batch */
+    uint64_t seed;            /* initialisation and batch */
+    const NnBackend *be;
+} ProxyTask;
+
+int proxies_compute(const ProxyTask *pt, const char *space, const char *arch, double out[PROXY_COUNT], XErr *e);
 
 /* ---- shards (merge.c) ---- */
 

@@ -121,8 +121,7 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
     return XE_OK;
 }
 
-/* Reads the dataset's task path (absolute), mean and std. */
-static int dataset_info(Store *st, int64_t id, char **path, double mean[4], double std[4], XErr *e)
+int meta_dataset_task(Store *st, int64_t id, char **path, double mean[4], double std[4], XErr *e)
 {
     sqlite3_stmt *q = NULL;
     const char *slash = strrchr(st->path, '/');
@@ -164,26 +163,30 @@ static char *ckpt_path(const Store *st, int64_t run_id)
     return p;
 }
 
-/* Builds the network of a run. */
-static int build_net(Net *net, const WorkOpts *o, const RunInfo *ri, const Protocol *p, const TaskFile *t,
-                     SpaceCost *cost, XErr *e)
+int meta_build_net(Net *net, const NnBackend *be, const char *space, const char *arch, const Protocol *p,
+                   int batch, const TaskFile *t, uint64_t seed, int no_bn, SpaceCost *cost, XErr *e)
 {
-    const Space *sp = space_find(ri->space);
+    const Space *sp = space_find(space);
     SpaceArch a;
     SpaceMacro m;
     if (!sp)
-        return xerr_set(e, XE_FAIL, "unknown space '%s'", ri->space);
-    if (sp->parse(ri->arch, &a, e))
+        return xerr_set(e, XE_FAIL, "unknown space '%s'", space);
+    if (sp->parse(arch, &a, e))
         return e->code;
     m = (SpaceMacro){ p->width, p->cells, (int)t->classes, (int)t->c, (int)t->h, (int)t->w };
     if (sp->cost(&a, &m, cost, e))
         return e->code;
-    if (net_init(net, nn_cpu_backend(o->threads), p->batch, (int)t->c, (int)t->h, (int)t->w, e))
+    if (net_init(net, be, batch, (int)t->c, (int)t->h, (int)t->w, e))
         return e->code;
     if (sp == &space_nb201 ? model_nb201(net, a.nb201.ops, p->width, p->cells, (int)t->classes, e)
                            : model_darts(net, &a.darts, p->width, p->cells, (int)t->classes, p->drop_path > 0, e))
         return e->code;
-    return net_finalize(net, (uint64_t)ri->seed, e);
+    /* a one-input sum is a copy forward and an add backward: the layer
+     * becomes the identity (its parameters stay, unused) */
+    for (int i = 0; no_bn && i < net->nlayers; i++)
+        if (net->layers[i].kind == LAYER_BN)
+            net->layers[i].kind = LAYER_SUM;
+    return net_finalize(net, seed, e);
 }
 
 typedef enum { RUN_DONE, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
@@ -209,11 +212,12 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
     if (!rc && strcmp(p.precision, "fp32"))
         rc = xerr_set(&re, XE_FAIL, "precision %s needs the CUDA backend", p.precision);
     if (!rc)
-        rc = dataset_info(st, ri->dataset_id, &task, mean, std, &re);
+        rc = meta_dataset_task(st, ri->dataset_id, &task, mean, std, &re);
     if (!rc)
         rc = taskfile_open(&t, task, &re);
     if (!rc)
-        rc = build_net(&net, o, ri, &p, &t, &cost, &re);
+        rc = meta_build_net(&net, nn_cpu_backend(o->threads), ri->space, ri->arch, &p, p.batch, &t,
+                                (uint64_t)ri->seed, 0, &cost, &re);
     if (!rc && (!(ckpt = ckpt_path(st, ri->id)) || asprintf(&dir, "%s.ckpt", st->path) < 0))
         rc = xerr_set(&re, XE_FAIL, "out of memory");
     if (!rc && mkdir(dir, 0777) && errno != EEXIST)
@@ -225,7 +229,8 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
             start = 0;
             net_release(&net);
             memset(&net, 0, sizeof net);
-            rc = build_net(&net, o, ri, &p, &t, &cost, &re);
+            rc = meta_build_net(&net, nn_cpu_backend(o->threads), ri->space, ri->arch, &p, p.batch, &t,
+                                (uint64_t)ri->seed, 0, &cost, &re);
         }
     }
     if (!rc) {
