@@ -98,6 +98,10 @@ int queue_fail(Store *st, const Claim *c, int64_t run_id, const char *why, XErr 
 /* Gives the run back (interrupted): planned again, progress kept. */
 int queue_release(Store *st, const Claim *c, int64_t run_id, XErr *e);
 
+/* Runs not finished yet (planned or running, on stored datasets) and the
+ * workers holding a live lease; with c->only set, *left is -1. */
+int queue_left(Store *st, const Claim *c, long *left, int *workers, XErr *e);
+
 /* The run's record as one JSON line (space, arch, dataset, protocol, seed,
  * run, status, valid_acc, test_acc, params, flops, seconds, device, curve);
  * extra: a JSON object whose other fields are kept (may be NULL). */

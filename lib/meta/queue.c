@@ -326,6 +326,29 @@ static void set_real_or_null(json_t *o, const char *k, sqlite3_stmt *q, int i)
         json_object_set_new(o, k, json_real(sqlite3_column_double(q, i)));
 }
 
+int queue_left(Store *st, const Claim *c, long *left, int *workers, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    *left = 0;
+    *workers = 0;
+    if (store_prepare(st, &q,
+                      "SELECT count(*), (SELECT count(DISTINCT worker) FROM runs WHERE status = 'running'"
+                      " AND lease_until >= ?1) FROM runs r JOIN datasets d ON d.id = r.dataset_id"
+                      " WHERE r.status IN ('planned', 'running') AND d.kind = 'stored'",
+                      e))
+        return e->code;
+    sqlite3_bind_double(q, 1, now_unix());
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *left = sqlite3_column_int64(q, 0);
+        *workers = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    if (c->only)
+        *left = -1; /* the caller counts its own runs */
+    return rc == SQLITE_ROW ? XE_OK : store_fail(st, e, "counting the queue");
+}
+
 int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XErr *e)
 {
     sqlite3_stmt *q = NULL;

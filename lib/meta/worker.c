@@ -87,6 +87,39 @@ static void heart_stop(Heart *h)
     store_close(&h->st);
 }
 
+/* ---- progress: a bar on a terminal, a log line per run otherwise ---- */
+
+typedef struct Progress {
+    long finished;  /* runs this worker ended (done or failed) */
+    long left;      /* runs not finished in the queue when the current one was claimed */
+    int workers;    /* live workers then, this one included */
+    double busy;    /* seconds this worker spent on its finished runs */
+} Progress;
+
+/* "45s", "3m20s", "2h05m", "3d04h" */
+static const char *duration(double s, char buf[16])
+{
+    long t = s < 0 ? 0 : (long)(s + 0.5);
+    if (t < 60)
+        snprintf(buf, 16, "%lds", t);
+    else if (t < 3600)
+        snprintf(buf, 16, "%ldm%02lds", t / 60, t % 60);
+    else if (t < 86400)
+        snprintf(buf, 16, "%ldh%02ldm", t / 3600, t % 3600 / 60);
+    else
+        snprintf(buf, 16, "%ldd%02ldh", t / 86400, t % 86400 / 3600);
+    return buf;
+}
+
+/* Time left: what is left of the current run plus the runs after it at
+ * this worker's mean run time (the current run's projected time before
+ * one has finished), shared by the live workers. */
+static const char *eta(const Progress *pg, double cur_left, double cur_total, long after, char buf[16])
+{
+    double mean = pg->finished ? pg->busy / (double)pg->finished : cur_total;
+    return duration((cur_left + (double)after * mean) / (pg->workers > 0 ? pg->workers : 1), buf);
+}
+
 /* ---- one run ---- */
 
 typedef struct Job {
@@ -99,6 +132,8 @@ typedef struct Job {
     double last_valid;
     int epochs;
     double t0;
+    const Progress *pg;
+    int start;      /* the epoch it resumed from */
 } Job;
 
 static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
@@ -114,10 +149,22 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
     if (p->epoch < j->epochs && net_checkpoint_write(net, p->epoch, j->ckpt, e))
         return e->code;
     j->last_valid = p->valid_acc;
-    if (j->o->progress)
-        fprintf(stderr, "\rxfer-train-meta: run %lld epoch %d/%d loss %.4f valid %.4f %.0fs\033[K",
-                (long long)j->ri->id, p->epoch, j->epochs, p->train_loss, p->valid_acc,
-                now_mono() - j->t0);
+    if (j->o->progress) {
+        /* [#####.....] 3/40 runs  run 57 epoch 4/12  loss 1.2345 valid 0.4321  ETA 37m10s */
+        const Progress *pg = j->pg;
+        double frac_run = (double)p->epoch / j->epochs, total = (double)(pg->finished + pg->left), el = now_mono() - j->t0;
+        double done = ((double)pg->finished + frac_run) / (total > 0 ? total : 1), run_left;
+        char bar[21], buf[16];
+        int fill = (int)(done * 20 + 0.5);
+        for (int i = 0; i < 20; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        /* the rest of this run from its own pace since it (re)started */
+        run_left = el / (double)(p->epoch - j->start) * (double)(j->epochs - p->epoch);
+        fprintf(stderr, "\r[%s] %ld/%.0f runs  run %lld epoch %d/%d  loss %.4f valid %.4f  ETA %s\033[K", bar,
+                pg->finished, total, (long long)j->ri->id, p->epoch, j->epochs, p->train_loss, p->valid_acc,
+                eta(pg, run_left, el + run_left, pg->left - 1, buf));
+    }
     return XE_OK;
 }
 
@@ -191,14 +238,15 @@ int meta_build_net(Net *net, const NnBackend *be, const char *space, const char 
 
 typedef enum { RUN_DONE, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
 
-static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *ri, FILE *out, XErr *e)
+static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *ri, const Progress *pg, FILE *out,
+                        XErr *e)
 {
     Protocol p;
     Recipe r;
     TaskFile t = { 0 };
     Net net = { 0 };
     Heart heart;
-    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono() };
+    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono(), pg, 0 };
     SpaceCost cost = { 0, 0 };
     double mean[4], std[4], test_acc = -1;
     char *task = NULL, *ckpt = NULL, *dir = NULL;
@@ -239,6 +287,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
         protocol_recipe(&p, (uint64_t)ri->seed, &r);
         if (start >= p.epochs)
             start = 0; /* a stale checkpoint of a finished run */
+        j.start = start;
         rc = train_run(&net, &t, mean, std, &r, start, on_epoch, &j, &test_acc, &re);
     }
     heart_stop(&heart);
@@ -291,12 +340,14 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
     double t0 = now_mono();
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
+    Progress pg = { 0, 0, 0, 0 };
     c = (Claim){ name, o->lease, o->max_attempts, o->only, o->nonly };
     memset(ws, 0, sizeof *ws);
     for (;;) {
         RunInfo ri;
         RunEnd end;
         int got;
+        double t1;
         if (xfer_interrupted)
             return xerr_set(e, XE_INTR, "interrupted");
         if (o->max_runs && ws->done + ws->failed >= o->max_runs)
@@ -307,12 +358,27 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
             return e->code;
         if (!got)
             break;
-        end = train_one(st, &c, o, &ri, out, e);
-        if (end == RUN_DONE && !o->progress)
-            fprintf(stderr, "xfer-train-meta: run %lld done (%s on %s, seed %lld)\n", (long long)ri.id,
-                    ri.arch, ri.dataset, (long long)ri.seed);
-        else if (end == RUN_DONE)
+        if (queue_left(st, &c, &pg.left, &pg.workers, e)) {
+            run_info_free(&ri);
+            return e->code;
+        }
+        if (o->only)
+            pg.left = o->nonly - pg.finished;
+        t1 = now_mono();
+        end = train_one(st, &c, o, &ri, &pg, out, e);
+        if (end == RUN_DONE || end == RUN_FAILED) {
+            pg.finished++;
+            pg.busy += now_mono() - t1;
+            pg.left--;
+        }
+        if (end == RUN_DONE && !o->progress) {
+            char buf[16];
+            fprintf(stderr, "xfer-train-meta: run %lld done (%s on %s, seed %lld) in %.1f s; %ld left, about %s\n",
+                    (long long)ri.id, ri.arch, ri.dataset, (long long)ri.seed, now_mono() - t1, pg.left,
+                    eta(&pg, 0, 0, pg.left, buf));
+        } else if (end == RUN_DONE) {
             fprintf(stderr, "\r\033[K");
+        }
         run_info_free(&ri);
         switch (end) {
         case RUN_DONE: ws->done++; break;

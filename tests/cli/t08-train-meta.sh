@@ -170,3 +170,10 @@ tm --db "$T/ref.db" work --threads 1
 expect_rc 0
 expect_eq "$(sqlite3 "$T/ref.db" "SELECT status, error FROM runs WHERE id = (SELECT max(id) FROM runs)")" \
     "failed|nb201 macro: N 40 is out of range (1-32 cells a stage)" "a failed run"
+
+# progress: log lines off a terminal, with what is left and the time it takes
+tm --db "$T/ref.db" plan --dataset c --protocol tiny --set epochs=2 --sample 2 --seed 11
+tm --db "$T/ref.db" work --threads 1
+expect_rc 0
+expect_eq "$(grep -c "^xfer-train-meta: run [0-9]* done (.* on c, seed 0) in [0-9.]* s; [01] left, about [0-9]*s$" "$err")" 2 \
+    "progress log lines"
