@@ -405,6 +405,9 @@ static int work(Store *st, Opts *o, FILE *out, XErr *e)
     rc = worker_run(st, &o->w, out, &ws, e);
     fprintf(stderr, "%s: %ld runs done, %ld failed%s\n", tool, ws.done, ws.failed,
             rc == XE_INTR ? "; interrupted (the current run was given back)" : "");
+    if (ws.done + ws.failed)
+        fprintf(stderr, "%s: %.1f s, of which %.2f%% bookkeeping (queue, curve points, checkpoints)\n", tool,
+                ws.seconds, 100.0 * ws.book / (ws.seconds > 0 ? ws.seconds : 1));
     return rc;
 }
 

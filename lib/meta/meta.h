@@ -123,6 +123,10 @@ typedef struct WorkOpts {
 
 typedef struct WorkStats {
     long done, failed;
+    double seconds;      /* wall time of worker_run */
+    double book;         /* of which bookkeeping: claims, queue counts, curve
+                            points, checkpoints, results, heartbeat thread
+                            start and stop, the JSON lines */
 } WorkStats;
 
 /* Claims and trains runs until none is left or a limit is reached; one

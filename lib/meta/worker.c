@@ -134,6 +134,7 @@ typedef struct Job {
     double t0;
     const Progress *pg;
     int start;      /* the epoch it resumed from */
+    double *book;   /* bookkeeping seconds (WorkStats.book) */
 } Job;
 
 static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
@@ -144,10 +145,13 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
                         (long long)j->ri->id);
     /* the point first, then the checkpoint: a resumed run re-trains from
      * the checkpoint and rewrites the points after it with the same values */
-    if (queue_epoch(j->st, j->claim, j->ri->id, p, e))
-        return e->code;
-    if (p->epoch < j->epochs && net_checkpoint_write(net, p->epoch, j->ckpt, e))
-        return e->code;
+    double t = now_mono();
+    int rc = queue_epoch(j->st, j->claim, j->ri->id, p, e);
+    if (!rc && p->epoch < j->epochs)
+        rc = net_checkpoint_write(net, p->epoch, j->ckpt, e);
+    *j->book += now_mono() - t;
+    if (rc)
+        return rc;
     j->last_valid = p->valid_acc;
     if (j->o->progress) {
         /* [#####.....] 3/40 runs  run 57 epoch 4/12  loss 1.2345 valid 0.4321  ETA 37m10s */
@@ -238,21 +242,22 @@ int meta_build_net(Net *net, const NnBackend *be, const char *space, const char 
 
 typedef enum { RUN_DONE, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
 
-static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *ri, const Progress *pg, FILE *out,
-                        XErr *e)
+static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *ri, const Progress *pg, double *book,
+                        FILE *out, XErr *e)
 {
     Protocol p;
     Recipe r;
     TaskFile t = { 0 };
     Net net = { 0 };
     Heart heart;
-    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono(), pg, 0 };
+    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono(), pg, 0, book };
     SpaceCost cost = { 0, 0 };
     double mean[4], std[4], test_acc = -1;
     char *task = NULL, *ckpt = NULL, *dir = NULL;
     int start = 0, rc;
     XErr re = { 0 };
     RunEnd end;
+    double t0 = now_mono();
 
     if (heart_start(&heart, st->path, c, ri->id, e))
         return RUN_ERROR;
@@ -261,6 +266,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
         rc = xerr_set(&re, XE_FAIL, "precision %s needs the CUDA backend", p.precision);
     if (!rc)
         rc = meta_dataset_task(st, ri->dataset_id, &task, mean, std, &re);
+    *book += now_mono() - t0;
     if (!rc)
         rc = taskfile_open(&t, task, &re);
     if (!rc)
@@ -290,6 +296,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
         j.start = start;
         rc = train_run(&net, &t, mean, std, &r, start, on_epoch, &j, &test_acc, &re);
     }
+    t0 = now_mono();
     heart_stop(&heart);
 
     if (rc == XE_OK) {
@@ -320,6 +327,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
         if (queue_fail(st, c, ri->id, re.msg, e))
             end = RUN_ERROR;
     }
+    *book += now_mono() - t0;
     if (end == RUN_FAILED)
         fprintf(stderr, "%sxfer-train-meta: run %lld failed: %s\n", o->progress ? "\r\033[K" : "",
                 (long long)ri->id, re.msg);
@@ -342,30 +350,40 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
     snprintf(name, sizeof name, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
     Progress pg = { 0, 0, 0, 0 };
     c = (Claim){ name, o->lease, o->max_attempts, o->only, o->nonly };
+    int rc = XE_OK;
     memset(ws, 0, sizeof *ws);
     for (;;) {
         RunInfo ri;
         RunEnd end;
         int got;
         double t1;
-        if (xfer_interrupted)
-            return xerr_set(e, XE_INTR, "interrupted");
+        if (xfer_interrupted) {
+            rc = xerr_set(e, XE_INTR, "interrupted");
+            break;
+        }
         if (o->max_runs && ws->done + ws->failed >= o->max_runs)
             break;
         if (o->max_hours > 0 && now_mono() - t0 >= o->max_hours * 3600)
             break;
-        if ((got = queue_claim(st, &c, &ri, e)) < 0)
-            return e->code;
-        if (!got)
+        t1 = now_mono();
+        if ((got = queue_claim(st, &c, &ri, e)) < 0) {
+            rc = e->code;
             break;
+        }
+        if (!got) {
+            ws->book += now_mono() - t1;
+            break;
+        }
         if (queue_left(st, &c, &pg.left, &pg.workers, e)) {
             run_info_free(&ri);
-            return e->code;
+            rc = e->code;
+            break;
         }
+        ws->book += now_mono() - t1;
         if (o->only)
             pg.left = o->nonly - pg.finished;
         t1 = now_mono();
-        end = train_one(st, &c, o, &ri, &pg, out, e);
+        end = train_one(st, &c, o, &ri, &pg, &ws->book, out, e);
         if (end == RUN_DONE || end == RUN_FAILED) {
             pg.finished++;
             pg.busy += now_mono() - t1;
@@ -380,13 +398,17 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
             fprintf(stderr, "\r\033[K");
         }
         run_info_free(&ri);
-        switch (end) {
-        case RUN_DONE: ws->done++; break;
-        case RUN_FAILED: ws->failed++; break;
-        case RUN_LOST: break;
-        case RUN_INTR: return xerr_set(e, XE_INTR, "interrupted");
-        case RUN_ERROR: return e->code ? e->code : XE_FAIL;
-        }
+        if (end == RUN_DONE)
+            ws->done++;
+        else if (end == RUN_FAILED)
+            ws->failed++;
+        else if (end == RUN_INTR)
+            rc = xerr_set(e, XE_INTR, "interrupted");
+        else if (end == RUN_ERROR)
+            rc = e->code ? e->code : XE_FAIL;
+        if (rc)
+            break;
     }
-    return XE_OK;
+    ws->seconds = now_mono() - t0;
+    return rc;
 }
