@@ -1,7 +1,12 @@
 /* gen-fixtures DIR: writes every format's standard fixture set into
  * DIR/<format>/ for the CLI tests and the fuzzers' seed corpora;
  * gen-fixtures --cifar10-tarball PATH N writes a CIFAR-10-sized tarball of
- * noise with N records per batch (the benchmark's input). */
+ * noise with N records per batch (the benchmark's input);
+ * gen-fixtures --shapes DIR N SIDE writes a learnable colour task: DIR/CLASS.npy
+ * with N images SIDE x SIDE x 3 of each of six shapes, drawn at a random
+ * place, size and colour on a noisy background of another colour. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +27,65 @@ static const struct {
     { "space", fx_space_standard },
 };
 
+static const char *const shape_names[] = { "circle", "square", "triangle", "cross", "ring", "stripes" };
+
+/* Whether (x, y) lies in shape k of centre (cx, cy) and radius r. */
+static int in_shape(int k, double x, double y, double cx, double cy, double r)
+{
+    double dx = x - cx, dy = y - cy, d = sqrt(dx * dx + dy * dy);
+    switch (k) {
+    case 0: return d <= r;
+    case 1: return fabs(dx) <= r * 0.8 && fabs(dy) <= r * 0.8;
+    case 2: return dy <= r * 0.7 && dy >= -r && fabs(dx) <= (dy + r) * 0.6;
+    case 3: return (fabs(dx) <= r * 0.3 || fabs(dy) <= r * 0.3) && fabs(dx) <= r && fabs(dy) <= r;
+    case 4: return d <= r && d >= r * 0.55;
+    default: return fabs(dx) <= r && fabs(dy) <= r && ((int)floor((y - cy + r) / (r * 0.5)) & 1);
+    }
+}
+
+static int shapes(const char *dir, int n, int side)
+{
+    uint64_t st = 0x9e3779b97f4a7c15ULL;
+    size_t per = (size_t)side * side * 3;
+    uint8_t *px = malloc((size_t)n * per);
+    if (!px || fx_mkdir(dir))
+        return free(px), 1;
+#define RND() ((st ^= st << 13, st ^= st >> 7, st ^= st << 17), (double)(st >> 11) / 9007199254740992.0)
+    for (int k = 0; k < 6; k++) {
+        uint64_t shape[4] = { (uint64_t)n, (uint64_t)side, (uint64_t)side, 3 };
+        uint8_t *buf;
+        size_t len;
+        char path[4096];
+        for (int i = 0; i < n; i++) {
+            double r = side * (0.18 + 0.17 * RND()), cx = r + (side - 2 * r) * RND(), cy = r + (side - 2 * r) * RND();
+            double fg[3], bg[3];
+            for (int c = 0; c < 3; c++)
+                fg[c] = 255 * RND(), bg[c] = 255 - fg[c] + 60 * (RND() - 0.5);
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                    for (int c = 0; c < 3; c++) {
+                        double v = (in_shape(k, x + 0.5, y + 0.5, cx, cy, r) ? fg[c] : bg[c]) + 90 * (RND() - 0.5);
+                        px[(size_t)i * per + ((size_t)y * side + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                    }
+        }
+        snprintf(path, sizeof path, "%s/%s.npy", dir, shape_names[k]);
+        if (fx_npy_encode(1, "|u1", 0, shape, 4, px, (size_t)n * per, &buf, &len) || fx_write(path, buf, len, 0))
+            return free(px), 1;
+        free(buf);
+    }
+#undef RND
+    free(px);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--shapes"))
+        return shapes(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--cifar10-tarball"))
         return fx_cifar_tarball(argv[2], 10, (uint32_t)atoi(argv[3]), 1) ? 1 : 0;
     if (argc != 2) {
-        fprintf(stderr, "usage: gen-fixtures DIR | --cifar10-tarball PATH PER_BATCH\n");
+        fprintf(stderr, "usage: gen-fixtures DIR | --cifar10-tarball PATH PER_BATCH | --shapes DIR N SIDE\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
