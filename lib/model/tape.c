@@ -96,6 +96,22 @@ void tparams_zero_grad(TParams *ps)
         memset(ps->grad, 0, ps->size * sizeof *ps->grad);
 }
 
+void tparams_reset_adam(TParams *ps)
+{
+    if (ps->size) {
+        memset(ps->m, 0, ps->size * sizeof *ps->m);
+        memset(ps->v, 0, ps->size * sizeof *ps->v);
+    }
+    for (int k = 0; k < ps->n; k++)
+        ps->p[k].step = 0;
+}
+
+void tparams_set_lr_scale(TParams *ps, float s)
+{
+    for (int k = 0; k < ps->n; k++)
+        ps->p[k].lr_scale = s;
+}
+
 double tparams_clip_grad(TParams *ps, double max_norm)
 {
     double ss = 0, norm;
@@ -184,6 +200,7 @@ struct Tape {
     Block *blk;
     size_t in_use, peak;
     int failed;
+    int frozen;         /* parameters get no gradients */
     XErr err;
 };
 
@@ -407,6 +424,11 @@ TVar tape_input(Tape *t, int rows, int cols, const float *data, int with_grad)
     return y;
 }
 
+void tape_freeze_params(Tape *t, int frozen)
+{
+    t->frozen = frozen;
+}
+
 TVar tape_param(Tape *t, TParams *ps, int id)
 {
     Node *n;
@@ -429,7 +451,7 @@ TVar tape_param(Tape *t, TParams *ps, int id)
     n->cols = ps->p[id].cols;
     n->a = n->b = TAPE_NONE;
     n->val = tparams_value(ps, id);
-    if (ps->p[id].lr_scale != 0.0f) {
+    if (ps->p[id].lr_scale != 0.0f && !t->frozen) {
         n->req = 1;
         n->grad = tparams_grad(ps, id);
     }

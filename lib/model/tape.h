@@ -63,6 +63,10 @@ size_t tparams_numel(const TParams *ps, int id);
 /* Uniform in [-bound, bound]. */
 void tparams_fill_uniform(TParams *ps, int id, float bound, Rng *r);
 void tparams_zero_grad(TParams *ps);
+/* Forgets the Adam moments and step counts (a fresh optimiser). */
+void tparams_reset_adam(TParams *ps);
+/* Sets lr_scale of every parameter. */
+void tparams_set_lr_scale(TParams *ps, float s);
 /* Global L2 norm of the gradients of trainable parameters; when max_norm > 0
  * and the norm exceeds it, scales them down to max_norm. Returns the norm
  * before clipping. */
@@ -103,6 +107,11 @@ int tape_cols(const Tape *t, TVar x);
 float *tape_value(const Tape *t, TVar x);   /* (rows, cols) */
 /* NULL when no gradient reached x (or x needs none). */
 float *tape_grad(const Tape *t, TVar x);
+
+/* With frozen set, tape_param records parameters without gradients (for
+ * predictions, or gradients with respect to inputs only): the store is
+ * then only read. Kept across resets. */
+void tape_freeze_params(Tape *t, int frozen);
 
 /* Leaves. tape_input copies data (NULL: zeros); with_grad asks for its
  * gradient (tape_grad after backward). tape_param records a parameter of
