@@ -4,7 +4,13 @@
  * noise with N records per batch (the benchmark's input);
  * gen-fixtures --shapes DIR N SIDE writes a learnable colour task: DIR/CLASS.npy
  * with N images SIDE x SIDE x 3 of each of six shapes, drawn at a random
- * place, size and colour on a noisy background of another colour. */
+ * place, size and colour on a noisy background of another colour;
+ * gen-fixtures --meta-runs PATH TASKS ARCHS writes run records (JSON Lines
+ * for xfer-ingest runs) of ARCHS nb201 archs on TASKS virtual tasks named
+ * syn0, syn1, ..., with 6-epoch curves: the accuracy is a score shared by
+ * every task (what each edge's op is worth) plus a task-specific part and
+ * noise, so a transfer predictor has something to learn. */
+#include "space/space.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,14 +84,59 @@ static int shapes(const char *dir, int n, int side)
     return 0;
 }
 
+static int meta_runs(const char *path, int tasks, int archs)
+{
+    /* op values per edge: none, skip, conv1x1, conv3x3, avg pool */
+    static const double op_value[NB201_OPS] = { 0.0, 0.35, 0.6, 1.0, 0.2 };
+    FILE *f = fopen(path, "w");
+    Rng r;
+    double tw[16][NB201_EDGES];
+    uint64_t *idx = malloc((size_t)archs * sizeof *idx);
+    if (!f || !idx || tasks < 1 || tasks > 16)
+        return f ? fclose(f) : 0, free(idx), 1;
+    rng_seed(&r, 2024);
+    for (int t = 0; t < tasks; t++)
+        for (int k = 0; k < NB201_EDGES; k++)
+            tw[t][k] = 0.6 * (rng_uniform(&r) - 0.5);
+    for (int i = 0; i < archs; i++)
+        idx[i] = (uint64_t)i * 7919u % space_nb201.count; /* distinct: 7919 is prime to 15625 */
+    for (int t = 0; t < tasks; t++)
+        for (int i = 0; i < archs; i++) {
+            SpaceArch a;
+            char canon[256];
+            XErr e = { 0 };
+            double s = 0, acc;
+            space_nb201.from_index(idx[i], &a, &e);
+            space_nb201.format(&a, canon, sizeof canon);
+            for (int k = 0; k < NB201_EDGES; k++)
+                s += op_value[a.nb201.ops[k]] * (1.0 + tw[t][k]);
+            /* the output node (edges 3-5) matters more; no path at all is chance */
+            s += 0.5 * (op_value[a.nb201.ops[3]] + op_value[a.nb201.ops[4]] + op_value[a.nb201.ops[5]]);
+            acc = 0.25 + 0.6 / (1.0 + exp(-(s - 3.0))) + 0.01 * (rng_uniform(&r) - 0.5) + 0.03 * t / tasks;
+            fprintf(f,
+                    "{\"space\":\"nb201\",\"arch\":\"%s\",\"dataset\":\"syn%d\",\"protocol\":{\"name\":\"synthetic\"},"
+                    "\"seed\":0,\"status\":\"done\",\"valid_acc\":%.5f,\"curve\":[",
+                    canon, t, acc);
+            for (int ep = 1; ep <= 6; ep++)
+                fprintf(f, "%s{\"epoch\":%d,\"valid_acc\":%.5f}", ep > 1 ? "," : "", ep,
+                        acc * (1.0 - 0.5 * exp(-0.7 * ep)) + 0.005 * (rng_uniform(&r) - 0.5));
+            fprintf(f, "]}\n");
+        }
+    free(idx);
+    return fclose(f) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--meta-runs"))
+        return meta_runs(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--shapes"))
         return shapes(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--cifar10-tarball"))
         return fx_cifar_tarball(argv[2], 10, (uint32_t)atoi(argv[3]), 1) ? 1 : 0;
     if (argc != 2) {
-        fprintf(stderr, "usage: gen-fixtures DIR | --cifar10-tarball PATH PER_BATCH | --shapes DIR N SIDE\n");
+        fprintf(stderr, "usage: gen-fixtures DIR | --cifar10-tarball PATH PER_BATCH | --shapes DIR N SIDE |\n"
+                        "       --meta-runs PATH TASKS ARCHS\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {

@@ -1,0 +1,75 @@
+# xfer-predict on a synthetic meta-dataset (gen-fixtures --meta-runs: five
+# tasks sharing most of what makes an arch good): fit and store a model,
+# score archs from stdin and sampled ones, leave-one-task-out evaluation,
+# and bad input.
+pr() { run predict --db "$T/x.db" "$@"; }
+"$GEN" --meta-runs "$T/runs.jsonl" 5 200 || bad "generating run records"
+run ingest --db "$T/x.db" runs "$T/runs.jsonl"
+expect_rc 0
+
+# fit on four tasks, with syn4's evaluations as the target's residual
+pr fit --space nb201 --sources syn0,syn1,syn2,syn3 --target syn4 --epochs 30 --json
+expect_rc 0
+expect_eq "$(sqlite3 "$T/x.db" "SELECT count(*), min(kind), min(space) FROM models")" "1|xfer|nb201" "stored model"
+grep -q '"model":1,.*"target":{"mean":[0-9.]*,"name":"syn4","runs":200' "$out" && ok || bad "fit summary"
+expect_eq "$(sqlite3 "$T/x.db" "SELECT json_array_length(fitted_on, '\$.tasks') FROM models")" 4 "source tasks"
+
+# score: fields kept, pred added; a bad line reported by number
+printf '%s\n' '{"arch":"|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|","id":1}' \
+    '{"arch":"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|","id":2}' '{"arch":"|nope~0|"}' >"$T/in.jsonl"
+"$BIN/xfer-predict" --db "$T/x.db" score --dataset syn4 <"$T/in.jsonl" >"$out" 2>"$err"
+rc=$?
+expect_rc 1
+expect_eq "$(wc -l <"$out")" 2 "scored lines"
+grep -q "^xfer-predict: stdin:3: invalid nb201 arch" "$err" && ok || bad "bad line 3 not reported"
+p1=$(sed -n 1p "$out" | sed 's/.*"pred":\([0-9.e-]*\).*/\1/')
+p2=$(sed -n 2p "$out" | sed 's/.*"pred":\([0-9.e-]*\).*/\1/')
+grep -q '"id":1' "$out" && ok || bad "input field lost"
+awk -v a="$p1" -v b="$p2" 'BEGIN { exit !(a > b + 0.1) }' && ok || bad "all-conv cell ($p1) not above the empty cell ($p2)"
+
+# sampled and ranked: the best predicted cells first, as many as asked
+pr score --dataset syn4 --sample 300 --seed 3 --top 5
+expect_rc 0
+expect_eq "$(wc -l <"$out")" 5 "top lines"
+sort -t: -k1,1 "$out" >/dev/null
+awk -F'"pred":' '{ split($2, a, /[,}]/); if (NR > 1 && a[1] > prev) bad = 1; prev = a[1] } END { exit bad }' "$out" &&
+    ok || bad "top K not in order"
+# a task with no evaluations at all: zero-shot, said on stderr
+run ingest --db "$T/x.db" add "$FX/idx/mnist" --name fresh
+pr score --dataset fresh --sample 10
+expect_rc 0
+grep -q "zero-shot" "$err" && ok || bad "zero-shot not announced"
+
+# leave one task out: the transfer predictor ranks syn4 better than params
+pr eval --holdout syn4 --k 0,20 --repeats 2 --epochs 30 --json
+expect_rc 0
+expect_eq "$(grep -c '"method":"xfer","k":' "$out")" 2 "xfer rows"
+x0=$(grep '"method":"xfer","k":0,' "$out" | sed 's/.*"spearman":\([0-9.-]*\).*/\1/')
+p0=$(grep '"method":"params","k":0,' "$out" | sed 's/.*"spearman":\([0-9.-]*\).*/\1/')
+awk -v x="$x0" -v p="$p0" 'BEGIN { exit !(x > 0.8 && x > p) }' && ok || bad "zero-shot spearman $x0 (params $p0)"
+grep -q '"method":"target-only","k":20,' "$out" && ok || bad "no target-only baseline at k = 20"
+
+# bad input
+pr fit --space nb201 --sources syn0,syn4 --target syn4
+expect_rc 2
+expect_err_line "xfer-predict: --sources: 'syn4' is the target; a task cannot be both"
+pr fit --space nasnet
+expect_rc 2
+expect_err_line "xfer-predict: --space: unknown space 'nasnet' (valid: nb201, darts)"
+pr fit --space darts
+expect_rc 1
+expect_err_line "xfer-predict: no finished darts runs in '$T/x.db' (train some with xfer-train-meta)"
+pr score --dataset nope --sample 1
+expect_rc 1
+expect_err_line "xfer-predict: unknown dataset 'nope' in '$T/x.db' ('xfer-ingest list' shows the stored ones)"
+pr score --dataset syn4 --space darts --sample 1
+expect_rc 1
+expect_err_line "xfer-predict: no fitted darts model in '$T/x.db' (run 'xfer-predict fit --space darts' first)"
+pr eval --holdout syn9
+expect_rc 1
+expect_err_match "xfer-predict: --holdout: 'syn9' has fewer than 10 finished nb201 runs*"
+run ingest --db "$T/small.db" runs "$T/runs.jsonl"
+sqlite3 "$T/small.db" "DELETE FROM curves; DELETE FROM runs WHERE id % 40 != 0"
+run predict --db "$T/small.db" fit --space nb201 --min-runs 1
+expect_rc 1
+expect_err_match "xfer-predict: the meta-dataset is too small: * finished runs on 5 source tasks*"
