@@ -31,14 +31,14 @@ void net_release(Net *net)
     const NnBackend *be = net->be;
     if (be) {
         void *blocks[] = { net->params, net->grads, net->mom, net->decay, net->state,
-                           net->save, net->acts, net->dacts, net->ws, net->tmp };
+                           net->save, net->acts, net->dacts, net->ws, net->tmp, net->masks };
         for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
             if (blocks[i])
                 be->free(be->ctx, blocks[i]);
     }
     free(net->layers);
     free(net->t);
-    free(net->masks);
+    free(net->hmasks);
     memset(net, 0, sizeof *net);
 }
 
@@ -117,6 +117,7 @@ int net_conv(Net *net, int x, int cout, int k, int stride, int pad, int dil, int
     ConvDesc d;
     Layer *l;
     int y;
+    size_t ws;
     if (!valid(net, x))
         return -1;
     /* no pointer into net->t across unary(): it may move the array */
@@ -128,8 +129,9 @@ int net_conv(Net *net, int x, int cout, int k, int stride, int pad, int dil, int
     l->conv = d;
     l->w = net->nparams;
     net->nparams += (size_t)cout * (size_t)(d.cin / groups) * (size_t)k * (size_t)k;
-    if (conv_workspace(&d) > net->nws)
-        net->nws = conv_workspace(&d);
+    ws = net->be->conv_workspace(net->be->ctx, &d);
+    if (ws > net->nws)
+        net->nws = ws;
     return y;
 }
 
@@ -448,8 +450,9 @@ int net_finalize(Net *net, uint64_t seed, XErr *e)
     ALLOC(dacts, net->ngrad, sizeof(float))
     ALLOC(ws, net->nws, sizeof(float))
     ALLOC(tmp, net->ntmp, sizeof(float))
+    ALLOC(masks, net->nmasks, 1)
 #undef ALLOC
-    if (!(net->masks = calloc(net->nmasks + 1, 1)))
+    if (!(net->hmasks = calloc(net->nmasks + 1, 1)))
         return xerr_set(e, XE_FAIL, "out of memory");
     rng_seed(&net->rng, seed ^ 0x5bd1e995u);
     hp = calloc(net->nparams + 1, sizeof *hp);
@@ -465,7 +468,8 @@ int net_finalize(Net *net, uint64_t seed, XErr *e)
     be->upload(be->ctx, net->state, hs, net->nstate * sizeof(float));
     be->upload(be->ctx, net->decay, hd, net->nparams);
     free(hp), free(hs), free(hd);
-    return XE_OK;
+    /* errors of the backend's queued work so far, convolution planning included */
+    return be->sync(be->ctx, e);
 }
 
 size_t net_param_count(const Net *net)
@@ -485,7 +489,15 @@ const float *net_forward(Net *net, const float *x, int train)
 {
     const NnBackend *be = net->be;
     void *ctx = be->ctx;
+    int drop = train && net->drop_prob > 0 && net->nmasks;
     be->upload(ctx, ACT(0), x, numel(net, 0) * sizeof(float));
+    if (drop) {
+        /* every drop-path layer's mask, in layer order, in one upload */
+        float keep = 1.0f - net->drop_prob;
+        for (size_t k = 0; k < net->nmasks; k++)
+            net->hmasks[k] = rng_uniform(&net->rng) < keep;
+        be->upload(ctx, net->masks, net->hmasks, net->nmasks);
+    }
     for (int i = 0; i < net->nlayers; i++) {
         const Layer *l = &net->layers[i];
         const NetTensor *in = &net->t[l->in[0]];
@@ -543,18 +555,13 @@ const float *net_forward(Net *net, const float *x, int train)
             be->linear_fwd(ctx, net->batch, in->c * in->h * in->w, net->t[l->out].c, x0, net->params + l->w,
                            net->params + l->b, y);
             break;
-        case LAYER_DROPPATH: {
-            uint8_t *m = net->masks + l->mask;
-            float keep = 1.0f - net->drop_prob;
-            size_t per = numel(net, l->out) / (size_t)net->batch;
-            for (int k = 0; k < net->batch; k++)
-                m[k] = !train || net->drop_prob <= 0 || rng_uniform(&net->rng) < keep;
-            if (!train || net->drop_prob <= 0)
+        case LAYER_DROPPATH:
+            if (!drop)
                 be->scale(ctx, numel(net, l->out), 1.0f, x0, y);
             else
-                be->mask_scale(ctx, net->batch, per, m, keep, x0, y);
+                be->mask_scale(ctx, net->batch, numel(net, l->out) / (size_t)net->batch, net->masks + l->mask,
+                               1.0f - net->drop_prob, x0, y);
             break;
-        }
         }
     }
     return ACT(net_output(net));

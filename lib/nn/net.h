@@ -5,7 +5,9 @@
  * net_finalize, which sizes and allocates one block each for parameters,
  * gradients, momentum, running statistics and activations, and initialises
  * the parameters from a seed (PyTorch's default initialisation).
- * Every tensor has the shape (batch, C, H, W); tensor 0 is the input. */
+ * Every tensor has the shape (batch, C, H, W); tensor 0 is the input.
+ * The blocks are backend memory (on the GPU for the CUDA backend); errors
+ * of the backend's queued work surface through be->sync. */
 #ifndef XFER_NN_NET_H
 #define XFER_NN_NET_H
 
@@ -72,7 +74,8 @@ typedef struct Net {
     float *dacts;                  /* (ngrad,) activation gradients, shared by lifetime */
     float *ws;                     /* (nws,) conv workspace */
     float *tmp;                    /* (largest tensor,) scratch for drop-path backward */
-    uint8_t *masks;                /* (batch per drop-path layer,) host memory */
+    uint8_t *masks;                /* (batch per drop-path layer,) backend memory */
+    uint8_t *hmasks;               /* (nmasks,) host: drawn here, uploaded once per forward */
     size_t nmasks, ntmp;
     float drop_prob;               /* drop-path probability in training (0: off) */
     Rng rng;                       /* drop-path masks; reseeded per epoch by the trainer */
@@ -110,10 +113,11 @@ int net_finalize(Net *net, uint64_t seed, XErr *e);
 size_t net_param_count(const Net *net);
 
 /* Forward pass from host input x (batch, C, H, W); train selects batch
- * statistics (and updates running ones). Returns the output tensor's data. */
+ * statistics (and updates running ones). Returns the output tensor's data
+ * (backend memory: download it to read it on a GPU). */
 const float *net_forward(Net *net, const float *x, int train);
-/* Backward pass from the gradient of the last tensor (dout, same shape),
- * after a training forward; gradients are zeroed first. */
+/* Backward pass from the gradient of the last tensor (dout, same shape,
+ * backend memory), after a training forward; gradients are zeroed first. */
 void net_backward(Net *net, const float *dout);
 
 /* Output tensor id (the last one made). */

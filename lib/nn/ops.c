@@ -82,7 +82,8 @@ int conv_desc_init(ConvDesc *d, int n, int cin, int h, int w, int cout, int k, i
     return XE_OK;
 }
 
-/* The CPU backend's needs; a backend with larger ones raises this maximum. */
+/* The CPU backend's needs (its table's conv_workspace is this); networks
+ * size their workspace through their backend's table. */
 size_t conv_workspace(const ConvDesc *d)
 {
     return cpu_conv_workspace(d);

@@ -2,16 +2,23 @@
  * backend fills (the CPU backend always, the CUDA backend when built).
  *
  * Conventions, the same for every backend:
- * - Activations are float32 NCHW on the CPU backend; a backend may keep its
- *   own layout and precision behind the table (the CUDA backend will use
- *   NHWC bf16 activations), so callers never index tensors themselves.
+ * - Activations are float32 NCHW on both backends today; a backend may
+ *   keep its own layout and precision behind the table (a bf16 NHWC mode
+ *   for the CUDA backend), so callers never index tensors themselves.
  * - Backward functions ACCUMULATE into their gradient outputs (dx += ...,
  *   dw += ...): a tensor that feeds several ops gets the sum of their
  *   gradients. Callers zero gradients before a backward pass.
  * - Forward functions overwrite their outputs.
  * - Descriptors are made by the *_desc_init functions, which check the
  *   shapes and compute output sizes; ops trust a descriptor.
- * - No op allocates: scratch comes from the caller (*_workspace sizes). */
+ * - No op allocates: scratch comes from the caller (*_workspace sizes).
+ * - Every data pointer an op takes is backend memory (from alloc): tensors,
+ *   parameters, labels, masks, and xent's loss and correct too; host data
+ *   goes through upload and download. Descriptors and the arrays of
+ *   pointers and sizes that concat takes are host memory.
+ * - Ops may run asynchronously (the CUDA backend queues them on one
+ *   stream): only download, sumsq and sync wait for the queued work, and
+ *   ops report no errors; sync returns the first one. */
 #ifndef XFER_NN_OPS_H
 #define XFER_NN_OPS_H
 
@@ -30,7 +37,8 @@ typedef struct ConvDesc {
 /* Square kernels, equal stride/padding/dilation on both axes. */
 int conv_desc_init(ConvDesc *d, int n, int cin, int h, int w, int cout, int k, int stride, int pad,
                    int dil, int groups, XErr *e);
-/* Floats of scratch conv_fwd / conv_bwd_* need; 0 means none (ws may be NULL). */
+/* Floats of scratch the CPU backend's conv_fwd / conv_bwd_* need (its
+ * table's conv_workspace); 0 means none (ws may be NULL). */
 size_t conv_workspace(const ConvDesc *d);
 
 typedef struct BnDesc {
@@ -58,8 +66,18 @@ typedef struct NnBackend {
     void *ctx;
     void *(*alloc)(void *ctx, size_t bytes);          /* zeroed; NULL on failure */
     void (*free)(void *ctx, void *p);
+    /* Host to backend memory; src may be reused as soon as it returns. */
     void (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
+    /* Backend to host memory, after the queued work that writes src. */
     void (*download)(void *ctx, void *dst, const void *src, size_t bytes);
+    /* Waits for the queued work; returns XE_OK, or the first error of any
+     * call since the backend was made (it sticks) with its message in e. */
+    int (*sync)(void *ctx, XErr *e);
+
+    /* Floats of scratch (ws) the three convolutions need for d. Call it
+     * once per shape before the ops: a backend may choose and cache its
+     * algorithms for d here (the CUDA backend times cuDNN's). */
+    size_t (*conv_workspace)(void *ctx, const ConvDesc *d);
 
     /* y (N, Cout, OH, OW) = conv(x (N, Cin, H, W), w) */
     void (*conv_fwd)(void *ctx, const ConvDesc *d, const float *x, const float *w, float *y, float *ws);
@@ -118,7 +136,9 @@ typedef struct NnBackend {
      * smoothing s (target 1 - s + s/K on the label, s/K elsewhere); writes
      * dlogits (overwrite, already divided by N), the loss, and the number
      * of correct top-1 predictions. A label outside [0, K) adds no loss,
-     * gets a zero gradient row and is never correct; the mean stays over N. */
+     * gets a zero gradient row and is never correct; the mean stays over N.
+     * labels, loss and correct are backend memory like the rest: a step
+     * reads its loss with one download, not a wait inside the step. */
     void (*xent)(void *ctx, int n, int k, const float *logits, const int32_t *labels, float smoothing,
                  float *dlogits, float *loss, int *correct);
 
@@ -134,7 +154,8 @@ typedef struct NnBackend {
      * p -= lr * (nesterov ? g' + momentum * v : v). g is not modified. */
     void (*sgd)(void *ctx, size_t n, float *p, const float *g, float *v, const uint8_t *decay, float lr,
                 float momentum, float wd, int nesterov);
-    /* Sum of squares of n values (gradient clipping). */
+    /* Sum of squares of n values (gradient clipping), returned to the host:
+     * it waits for the queued work. */
     double (*sumsq)(void *ctx, size_t n, const float *x);
 } NnBackend;
 
@@ -143,5 +164,21 @@ typedef struct NnBackend {
  * inside them). The first call with threads > 0 fixes the count for the
  * process; results are deterministic for a given count. */
 const NnBackend *nn_cpu_backend(int threads);
+
+/* The CUDA backend (cuDNN, cuBLAS and its own kernels; float32 NCHW): a
+ * new context on GPU `device` (0 for the first) with its own stream and
+ * handles, so contexts on one GPU run side by side. Use a context from one
+ * thread at a time. nn_cuda_available returns XE_OK when the build has the
+ * backend and a GPU is visible. In a build without the backend both fail
+ * with "this build has no CUDA backend"; without a usable GPU the message
+ * names the CUDA error. nn_device_open (nn/device.h) chooses a backend by
+ * name. */
+enum {
+    NN_CUDA_TF32 = 1,   /* convolutions and sgemm on TF32 tensor cores (PyTorch's default for convs) */
+};
+int nn_cuda_available(XErr *e);
+int nn_cuda_backend_new(int device, int flags, const NnBackend **be, XErr *e);
+/* Frees a context of nn_cuda_backend_new (after the memory it allocated). */
+void nn_cuda_backend_free(const NnBackend *be);
 
 #endif

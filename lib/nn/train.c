@@ -26,16 +26,48 @@ double recipe_lr(const Recipe *r, long step, long steps_per_epoch)
     return r->lr_min + 0.5 * (r->lr - r->lr_min) * (1.0 + cos(M_PI * (double)(step - warm) / (double)(total - warm)));
 }
 
-/* One pass over a batch: forward, loss, backward. Returns the loss. */
-static float step_batch(Net *net, const float *x, const int32_t *y, int k, float smoothing, int *correct,
-                        float *dlogits)
+/* Backend memory the loops need next to the network's: the batch's labels,
+ * the logits' gradient and xent's results (one per row in evaluation), so
+ * a step reads its loss with one download and nothing else crosses over. */
+typedef struct LossBufs {
+    int32_t *labels;   // (batch)
+    float *dl;         // (batch, K)
+    float *loss;       // (batch)
+    int *correct;      // (batch)
+} LossBufs;
+
+static void loss_bufs_release(LossBufs *d, const NnBackend *be)
+{
+    void *p[] = { d->labels, d->dl, d->loss, d->correct };
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++)
+        if (p[i])
+            be->free(be->ctx, p[i]);
+    memset(d, 0, sizeof *d);
+}
+
+static int loss_bufs_init(LossBufs *d, const NnBackend *be, int batch, int k, XErr *e)
+{
+    memset(d, 0, sizeof *d);
+    d->labels = be->alloc(be->ctx, (size_t)batch * sizeof *d->labels);
+    d->dl = be->alloc(be->ctx, (size_t)batch * (size_t)k * sizeof *d->dl);
+    d->loss = be->alloc(be->ctx, (size_t)batch * sizeof *d->loss);
+    d->correct = be->alloc(be->ctx, (size_t)batch * sizeof *d->correct);
+    if (!d->labels || !d->dl || !d->loss || !d->correct) {
+        loss_bufs_release(d, be);
+        return xerr_set(e, XE_FAIL, "out of memory for the loss (%s)", be->name);
+    }
+    return XE_OK;
+}
+
+/* Queues one pass over a batch: forward, loss, backward. */
+static void step_batch(Net *net, LossBufs *d, const float *x, const int32_t *y, int k, float smoothing)
 {
     const NnBackend *be = net->be;
-    const float *logits = net_forward(net, x, 1);
-    float loss;
-    be->xent(be->ctx, net->batch, k, logits, y, smoothing, dlogits, &loss, correct);
-    net_backward(net, dlogits);
-    return loss;
+    const float *logits;
+    be->upload(be->ctx, d->labels, y, (size_t)net->batch * sizeof *y);
+    logits = net_forward(net, x, 1);
+    be->xent(be->ctx, net->batch, k, logits, d->labels, smoothing, d->dl, d->loss, d->correct);
+    net_backward(net, d->dl);
 }
 
 int train_evaluate(Net *net, const TaskFile *t, Split split, const double *mean, const double *std,
@@ -43,39 +75,50 @@ int train_evaluate(Net *net, const TaskFile *t, Split split, const double *mean,
 {
     const NnBackend *be = net->be;
     Batcher b;
+    LossBufs d = { 0 };
     size_t img = (size_t)t->h * t->w * t->c, seen = 0;
     int k = (int)t->classes, n, rc;
-    float *x = calloc((size_t)net->batch * img, sizeof *x), *dl = calloc((size_t)net->batch * k, sizeof *dl);
+    float *x = calloc((size_t)net->batch * img, sizeof *x), *hl = calloc((size_t)net->batch, sizeof *hl);
     int32_t *y = calloc((size_t)net->batch, sizeof *y);
+    int *hc = calloc((size_t)net->batch, sizeof *hc);
     double sum = 0, right = 0;
     *loss = *acc = -1;
-    rc = !x || !dl || !y ? xerr_set(e, XE_FAIL, "out of memory") : XE_OK;
+    rc = !x || !hl || !y || !hc ? xerr_set(e, XE_FAIL, "out of memory") : XE_OK;
     if (rc == XE_OK)
-        rc = batcher_init(&b, t, split, net->batch, 0, NULL, mean, std, 0, e);
+        rc = loss_bufs_init(&d, be, net->batch, k, e);
+    if (rc == XE_OK && (rc = batcher_init(&b, t, split, net->batch, 0, NULL, mean, std, 0, e)))
+        loss_bufs_release(&d, be);
     if (rc) {
-        free(x), free(dl), free(y);
+        free(x), free(hl), free(y), free(hc);
         return rc;
     }
     /* The last partial batch runs padded with copies of its first image:
-     * eval mode keeps samples independent; only the real ones count. */
+     * eval mode keeps samples independent; only the real ones count. Each
+     * row's loss on its own, summed here in order. */
     while ((n = batcher_next(&b, x, y)) > 0) {
         const float *logits;
         for (int i = n; i < net->batch; i++) {
             memcpy(x + (size_t)i * img, x, img * sizeof *x);
             y[i] = y[0];
         }
+        be->upload(be->ctx, d.labels, y, (size_t)net->batch * sizeof *y);
         logits = net_forward(net, x, 0);
+        for (int i = 0; i < n; i++)
+            be->xent(be->ctx, 1, k, logits + (size_t)i * k, d.labels + i, 0.0f, d.dl + (size_t)i * k, d.loss + i,
+                     d.correct + i);
+        be->download(be->ctx, hl, d.loss, (size_t)n * sizeof *hl);
+        be->download(be->ctx, hc, d.correct, (size_t)n * sizeof *hc);
         for (int i = 0; i < n; i++) {
-            float l;
-            int c;
-            be->xent(be->ctx, 1, k, logits + (size_t)i * k, y + i, 0.0f, dl, &l, &c);
-            sum += l;
-            right += c;
+            sum += hl[i];
+            right += hc[i];
         }
         seen += (size_t)n;
     }
     batcher_release(&b);
-    free(x), free(dl), free(y);
+    loss_bufs_release(&d, be);
+    free(x), free(hl), free(y), free(hc);
+    if ((rc = be->sync(be->ctx, e)))
+        return rc;
     if (seen) {
         *loss = sum / (double)seen;
         *acc = right / (double)seen;
@@ -88,25 +131,31 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
 {
     const NnBackend *be = net->be;
     Batcher b;
+    LossBufs d = { 0 };
     size_t img = (size_t)t->h * t->w * t->c;
     int k = (int)t->classes, rc;
     long spe;
-    float *x = calloc((size_t)net->batch * img, sizeof *x), *dl = calloc((size_t)net->batch * k, sizeof *dl);
+    float *x = calloc((size_t)net->batch * img, sizeof *x);
     int32_t *y = calloc((size_t)net->batch, sizeof *y);
     *test_acc = -1;
-    if (!x || !dl || !y) {
-        free(x), free(dl), free(y);
+    if (!x || !y) {
+        free(x), free(y);
         return xerr_set(e, XE_FAIL, "out of memory");
     }
     if ((int)t->c != net->t[0].c || (int)t->h != net->t[0].h || (int)t->w != net->t[0].w ||
         (int)t->classes != net->t[net_output(net)].c) {
-        free(x), free(dl), free(y);
+        free(x), free(y);
         return xerr_set(e, XE_FAIL, "the task's %ux%ux%u images in %u classes do not fit a network for %dx%dx%d in %d",
                         t->h, t->w, t->c, t->classes, net->t[0].h, net->t[0].w, net->t[0].c,
                         net->t[net_output(net)].c);
     }
+    if ((rc = loss_bufs_init(&d, be, net->batch, k, e))) {
+        free(x), free(y);
+        return rc;
+    }
     if ((rc = batcher_init(&b, t, SPLIT_TRAIN, net->batch, 1, &r->aug, mean, std, r->seed, e))) {
-        free(x), free(dl), free(y);
+        loss_bufs_release(&d, be);
+        free(x), free(y);
         return rc;
     }
     spe = (long)batcher_count(&b);
@@ -119,15 +168,23 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
         EpochPoint p = { epoch + 1, 0, 0, -1, -1, 0, 0 };
         double t0 = now(), loss_sum = 0;
         long correct = 0, step = (long)epoch * spe;
+        int full;
         batcher_epoch(&b, epoch);
         /* drop-path: its schedule and masks follow (seed, epoch) too */
         net->drop_prob = r->drop_path * (float)epoch / (float)r->epochs;
         rng_seed(&net->rng, r->seed * 0x2545f4914f6cdd1dull + (uint64_t)epoch);
-        while (batcher_next(&b, x, y) == net->batch) {
+        full = batcher_next(&b, x, y) == net->batch;
+        while (full) {
             int c;
             double lr = recipe_lr(r, step++, spe);
-            float loss = step_batch(net, x, y, k, r->label_smoothing, &c, dl);
-            float scale = 1.0f;
+            float loss, scale = 1.0f;
+            step_batch(net, &d, x, y, k, r->label_smoothing);
+            /* the next batch is made while a GPU backend runs this one */
+            full = batcher_next(&b, x, y) == net->batch;
+            be->download(be->ctx, &loss, d.loss, sizeof loss);
+            be->download(be->ctx, &c, d.correct, sizeof c);
+            if ((rc = be->sync(be->ctx, e)))
+                goto cleanup;
             if (!isfinite(loss)) {
                 rc = xerr_set(e, XE_FAIL, "diverged: the loss is %g at epoch %d", (double)loss, epoch + 1);
                 goto cleanup;
@@ -163,7 +220,8 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
     }
 cleanup:
     batcher_release(&b);
-    free(x), free(dl), free(y);
+    loss_bufs_release(&d, be);
+    free(x), free(y);
     return rc;
 }
 
@@ -184,6 +242,10 @@ int net_checkpoint_write(const Net *net, int epoch, const char *path, XErr *e)
     be->download(be->ctx, buf, net->params, np * sizeof *buf);
     be->download(be->ctx, buf + np, net->mom, np * sizeof *buf);
     be->download(be->ctx, buf + 2 * np, net->state, ns * sizeof *buf);
+    if (be->sync(be->ctx, e)) {
+        free(buf);
+        return e->code;
+    }
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     f = fopen(tmp, "wb");
     if (!f) {
@@ -235,6 +297,7 @@ int net_checkpoint_read(Net *net, int *epoch, const char *path, XErr *e)
         be->upload(be->ctx, net->mom, buf + np, np * sizeof *buf);
         be->upload(be->ctx, net->state, buf + 2 * np, ns * sizeof *buf);
         *epoch = (int)head[1];
+        rc = be->sync(be->ctx, e);
     }
     free(buf);
     return rc;

@@ -925,7 +925,7 @@ static void test_nn_cpu_backend_table(void **state)
 
     assert_ptr_equal(B, B2);
     assert_string_equal(B->name, "cpu");
-    assert_true(B->alloc && B->free && B->upload && B->download);
+    assert_true(B->alloc && B->free && B->upload && B->download && B->sync && B->conv_workspace);
     assert_true(B->conv_fwd && B->conv_bwd_data && B->conv_bwd_filter);
     assert_true(B->bn_fwd_train && B->bn_fwd_eval && B->bn_bwd);
     assert_true(B->relu_fwd && B->relu_bwd && B->add && B->acc && B->scale && B->fill);

@@ -36,6 +36,17 @@ static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
         memcpy(dst, src, bytes);
 }
 
+/* Every CPU op has finished when it returns, and none fails. */
+static int cpu_sync(void *ctx, XErr *e)
+{
+    return XE_OK;
+}
+
+static size_t cpu_ws(void *ctx, const ConvDesc *d)
+{
+    return cpu_conv_workspace(d);
+}
+
 static const NnBackend cpu_backend = {
     .name = "cpu",
     .ctx = NULL,
@@ -43,6 +54,8 @@ static const NnBackend cpu_backend = {
     .free = cpu_free,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .sync = cpu_sync,
+    .conv_workspace = cpu_ws,
     .conv_fwd = cpu_conv_fwd,
     .conv_bwd_data = cpu_conv_bwd_data,
     .conv_bwd_filter = cpu_conv_bwd_filter,
