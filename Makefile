@@ -17,25 +17,41 @@ XCFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
-# CUDA: detected (nvcc + cudnn.h), forced off with CUDA=0. The CUDA backend
-# lands with its own issue; until then detection only decides the banner.
+# CUDA: the backend in lib/nn/cuda is built when nvcc and cudnn.h are found;
+# CUDA=0 forces it off, and lib/nn/cuda/none.c then stands in for it, so the
+# CPU-only build never sees a CUDA header or library. CUDA_ARCH is the GPU
+# the kernels are compiled for (sm_90: H100/H200; PTX rides along for newer).
 CUDA_HOME ?= /usr/local/cuda
+CUDA_ARCH ?= sm_90
 NVCC      := $(shell command -v nvcc 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
 CUDNN_H   := $(firstword $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h \
                  /usr/include/x86_64-linux-gnu/cudnn.h))
 ifeq ($(CUDA),0)
-CUDA_STATUS := ✗ CUDA off (CUDA=0)
+CUDA_ON     :=
+CUDA_STATUS := ✗ CUDA off (CUDA=0): CPU backend only
 else ifneq ($(and $(NVCC),$(CUDNN_H)),)
-CUDA_STATUS := ✓ CUDA found: $(NVCC), $(CUDNN_H) (CUDA backend not built yet: CPU only)
+CUDA_ON     := 1
+CUDA_STATUS := ✓ CUDA found: $(NVCC), $(CUDNN_H): building the CUDA backend for $(CUDA_ARCH)
 else
-CUDA_STATUS := ✗ CUDA not found (nvcc: $(or $(NVCC),missing), cudnn.h: $(or $(CUDNN_H),missing)): CPU only
+CUDA_ON     :=
+CUDA_STATUS := ✗ CUDA not found (nvcc: $(or $(NVCC),missing), cudnn.h: $(or $(CUDNN_H),missing)): CPU backend only
 endif
 
 # A sanitizer build lives apart, so switching never mixes objects.
 BUILD    := build$(if $(SANITIZE),-san)
 BINDIR   := bin$(if $(SANITIZE),-san)
-LIB_SRC  := $(wildcard lib/*/*.c lib/*/*/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/schema.o
+# Library sources: everything but lib/nn/cuda, plus the CUDA backend's C and
+# CUDA files when it is on, else its stand-in (LIB_SRC_CPU, which the
+# fuzzers always take).
+LIB_SRC_CPU := $(filter-out lib/nn/cuda/%,$(wildcard lib/*/*.c lib/*/*/*.c)) lib/nn/cuda/none.c
+ifeq ($(CUDA_ON),1)
+LIB_SRC  := $(filter-out lib/nn/cuda/none.c,$(LIB_SRC_CPU) $(wildcard lib/nn/cuda/*.c))
+LIB_CU   := $(wildcard lib/nn/cuda/*.cu)
+else
+LIB_SRC  := $(LIB_SRC_CPU)
+LIB_CU   :=
+endif
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CU:%.cu=$(BUILD)/%.cu.o) $(BUILD)/schema.o
 LIBXFER  := $(BUILD)/libxfer.a
 TOOLS    := ingest train-meta predict search
 BINS     := $(TOOLS:%=$(BINDIR)/xfer-%)
@@ -48,7 +64,8 @@ GEN_BINS := $(BUILD)/tests/gen-fixtures
 # Keep intermediate objects (the fuzzers' instrumented library among them).
 .SECONDARY:
 
-.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc demo clean banner
+.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc bench-gpu demo clean \
+        banner FORCE
 all: banner $(BINS)
 
 banner:
@@ -62,6 +79,32 @@ $(BUILD)/%.o: %.c
 # row (GCC's default) a training step is about 6% slower (bench/train_cpu).
 $(BUILD)/lib/nn/cpu/%.o: XCFLAGS += -fno-tree-loop-distribute-patterns
 
+# The CUDA backend: its C files see the CUDA headers (as system headers, so
+# the project's warnings judge only its own code), its kernels go through
+# nvcc with the host compiler's warnings fatal too; every tool links cuDNN,
+# cuBLAS and the CUDA runtime (found again at run time through the rpath;
+# the linker drops them from tools that never reach the backend). The
+# fuzzers link the CPU-only set (LDLIBS_CPU).
+LDLIBS_CPU := $(LDLIBS)
+ifeq ($(CUDA_ON),1)
+CUDA_INC  := -isystem $(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME)/include/,$(dir $(CUDNN_H))),-isystem $(dir $(CUDNN_H)))
+NVCCFLAGS := -O3 -std=c++17 -arch=$(CUDA_ARCH) -Ilib $(CUDA_INC) -MMD -MP --Werror all-warnings \
+             -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Werror
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,--as-needed -lcudnn -lcublas -lcudart -lstdc++
+$(BUILD)/lib/nn/cuda/%.o: XCFLAGS += $(CUDA_INC)
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
+
+# Records whether the CUDA backend is in, so that switching rebuilds the
+# library (its member list changes) and relinks everything.
+$(BUILD)/cuda.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo 'CUDA_ON=$(CUDA_ON) CUDA_ARCH=$(CUDA_ARCH)' | cmp -s - $@ || \
+	    echo 'CUDA_ON=$(CUDA_ON) CUDA_ARCH=$(CUDA_ARCH)' > $@
+FORCE:
+
 # Migrations are compiled into the library so installed tools need no schema/.
 $(BUILD)/schema.c: $(SCHEMA) lib/db/embed-schema.sh
 	@mkdir -p $(BUILD)
@@ -69,9 +112,9 @@ $(BUILD)/schema.c: $(SCHEMA) lib/db/embed-schema.sh
 $(BUILD)/schema.o: $(BUILD)/schema.c
 	$(CC) $(XCFLAGS) $(CFLAGS) -c $< -o $@
 
-$(LIBXFER): $(LIB_OBJ)
+$(LIBXFER): $(LIB_OBJ) $(BUILD)/cuda.stamp
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(LIB_OBJ)
 
 $(BINDIR)/xfer-%: $(BUILD)/%/main.o $(LIBXFER)
 	@mkdir -p $(BINDIR)
@@ -99,8 +142,8 @@ $(BUILD)/fuzz/lib/%.o: lib/%.c
 $(BUILD)/fuzz/schema.o: $(BUILD)/schema.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c $< -o $@
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o) $(BUILD)/fuzz/schema.o
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC_CPU:%.c=$(BUILD)/fuzz/%.o) $(BUILD)/fuzz/schema.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS_CPU)
 
 fuzz: $(FUZZ_BINS) $(BUILD)/tests/gen-fixtures
 	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_BINS)
@@ -134,6 +177,14 @@ $(BUILD)/bench/conv_cpu: $(BUILD)/bench/conv_cpu.o $(LIBXFER)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 bench-conv: $(BUILD)/bench/conv_cpu
 	$(BUILD)/bench/conv_cpu
+
+# GPU training speed against PyTorch on the GPU machine (shared/GPU.md;
+# needs a CUDA build and PyTorch with CUDA: see bench/train_gpu.sh).
+$(BUILD)/bench/train_gpu: $(BUILD)/bench/train_gpu.o $(LIBXFER)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bench-gpu: $(BUILD)/bench/train_gpu
+	BUILD=$(CURDIR)/$(BUILD) sh bench/train_gpu.sh
 
 # Accuracy parity with PyTorch on the real Fashion-MNIST (python3-torch, by hand).
 $(BUILD)/bench/train_acc: $(BUILD)/bench/train_acc.o $(LIBXFER)
