@@ -15,11 +15,16 @@
  * straight-line code and checks tape_status once (or gets the error from
  * tape_backward).
  *
- * Determinism: the tape is single-threaded and every reduction runs in a
- * fixed order, so the same ops on the same inputs give bit-identical values
- * and gradients, given the same OpenBLAS build and thread count (OpenBLAS
- * splits sgemm over output blocks, not over the summed dimension, but its
- * kernel choice depends on the CPU). Dropout draws from the Rng it is given.
+ * Threads: making a tape sets OpenBLAS to one thread, process-wide (the
+ * matrices are small; the engine's CPU backend does the same). Callers
+ * parallelise over independent tapes instead.
+ *
+ * Determinism: every op, sgemm included, runs on one thread with its sums
+ * in a fixed order, so the same ops on the same inputs give bit-identical
+ * values and gradients on one machine and build. Another CPU may differ in
+ * the last bits (OpenBLAS picks its sgemm kernel by CPU); exp, tanh and
+ * sigmoid are the tape's own, so libm's version does not matter. Dropout
+ * draws from the Rng it is given.
  *
  * Gradients ACCUMULATE: a value used by several ops gets the sum; parameter
  * gradients accumulate into the store across tape steps until

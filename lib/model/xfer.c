@@ -4,6 +4,7 @@
 #include "model/xfer.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,7 +84,7 @@ int xfer_config_check(const XferConfig *c, XErr *e)
         (rc = range_f("lr", c->lr, 1e-9f, 10.0f, e)) || (rc = range_f("wd", c->wd, 0.0f, 10.0f, e)) ||
         (rc = range_f("clip", c->clip, 0.0f, 1e9f, e)) || (rc = range_f("dropout", c->dropout, 0.0f, 0.95f, e)) ||
         (rc = range_i("epochs", c->epochs, 1, 1000000, e)) || (rc = range_i("batch", c->batch, 1, 65536, e)) ||
-        (rc = range_i("ensemble", c->ensemble, 1, 64, e)))
+        (rc = range_i("ensemble", c->ensemble, 1, 64, e)) || (rc = range_i("threads", c->threads, 0, 1024, e)))
         return rc;
     return XE_OK;
 }
@@ -378,7 +379,9 @@ static int batch_gather(Batch *b, const FitData *d, int L, const uint32_t *perm,
     return nseg;
 }
 
-static int fit_member(XferModel *m, int k, const FitData *d, XferEpochFn fn, void *ctx, double t0, XErr *e)
+/* Trains member k; stops early when *stop is set (another member failed). */
+static int fit_member(XferModel *m, int k, const FitData *d, XferEpochFn fn, void *ctx, double t0,
+                      volatile int *stop, XErr *e)
 {
     const XferConfig *c = &m->cfg;
     Member *mb = &m->mem[k];
@@ -438,8 +441,14 @@ static int fit_member(XferModel *m, int k, const FitData *d, XferEpochFn fn, voi
         st.seconds = now_seconds() - t0;
         if ((rc = xerr_check_interrupt(e)))
             goto cleanup;
-        if (fn && (rc = fn(ctx, &st, e)))
-            goto cleanup;
+        if (fn) {
+#pragma omp critical(xfer_epoch_fn)
+            rc = fn(ctx, &st, e);
+            if (rc)
+                goto cleanup;
+        }
+        if (*stop)
+            break;
     }
 cleanup:
     tape_free(t);
@@ -468,11 +477,34 @@ int xfer_fit(XferModel *m, int ntasks, int n, const int *task, const int *tokens
     memset(m->linear, 0, (size_t)ntasks);
     if ((rc = members_build(m, ntasks, e)))
         return rc;
-    for (int k = 0; k < m->cfg.ensemble; k++)
-        if ((rc = fit_member(m, k, &d, fn, ctx, t0, e))) {
+    {
+        int E = m->cfg.ensemble, nth = m->cfg.threads > 0 ? m->cfg.threads : omp_get_max_threads();
+        int *rcs = calloc((size_t)E, sizeof *rcs);
+        XErr *errs = calloc((size_t)E, sizeof *errs);
+        volatile int stop = 0;
+        if (!rcs || !errs) {
+            free(rcs);
+            free(errs);
             members_free(m);
-            return rc;
+            return xerr_set(e, XE_FAIL, "out of memory for %d ensemble members", E);
         }
+        /* Members are independent: fitted side by side, each on one core. */
+#pragma omp parallel for num_threads(nth < E ? nth : E) schedule(dynamic, 1)
+        for (int k = 0; k < E; k++) {
+            rcs[k] = fit_member(m, k, &d, fn, ctx, t0, &stop, &errs[k]);
+            if (rcs[k])
+                stop = 1;
+        }
+        for (int k = 0; k < E && !rc; k++)
+            if ((rc = rcs[k]))
+                xerr_set(e, rc, "%s", errs[k].msg);
+        free(rcs);
+        free(errs);
+    }
+    if (rc) {
+        members_free(m);
+        return rc;
+    }
     m->fitted = 1;
     return XE_OK;
 }

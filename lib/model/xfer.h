@@ -53,12 +53,14 @@ typedef struct XferConfig {
     int epochs, batch;
     int ensemble;          /* members */
     uint64_t seed;
+    int threads;           /* members fitted at once; 0: one per core. Results do
+                            * not depend on it, and blobs do not keep it */
 } XferConfig;
 
 /* Defaults sized for the speed goals (nb201: 50,000 runs fitted in well
  * under a minute on two cores): embed 16, hidden 32, code mean, g_u 2 x 64,
  * residuals 16, alpha 0.8, res_l2 0.1, lr 1e-2, wd 1e-4, clip 5,
- * dropout 0, 20 epochs of batch 128, one member, seed 1. */
+ * dropout 0, 20 epochs of batch 128, one member, seed 1, threads 0. */
 void xfer_config_default(XferConfig *c, int token_len, int vocab);
 /* XE_USAGE naming the first field out of range ("xfer config: hidden 0 is
  * out of range (1-1024)"). */
@@ -84,8 +86,9 @@ typedef struct XferEpoch {
     double seconds;             /* since the fit started */
 } XferEpoch;
 
-/* Called after every epoch; a non-zero return stops the fit with that
- * status (set e). The fit also stops with XE_INTR on SIGINT/SIGTERM. */
+/* Called after every epoch of every member (members fit in parallel, the
+ * calls are serialised); a non-zero return stops the fit with that status
+ * (set e). The fit also stops with XE_INTR on SIGINT/SIGTERM. */
 typedef int (*XferEpochFn)(void *ctx, const XferEpoch *ep, XErr *e);
 
 /* Fits the whole model from scratch (any earlier fit is dropped) on n rows:

@@ -393,7 +393,7 @@ static void test_xfer_propose_improves(void **state)
 }
 
 /* A small ensemble fitted fast (tests of the blob and determinism). */
-static XferModel *small_model(uint64_t seed, int ensemble)
+static XferModel *small_model(uint64_t seed, int ensemble, int threads)
 {
     XferConfig c;
     XferModel *m;
@@ -406,6 +406,7 @@ static XferModel *small_model(uint64_t seed, int ensemble)
     c.batch = 32;
     c.seed = seed;
     c.ensemble = ensemble;
+    c.threads = threads;
     c.dropout = 0.1f;
     for (int t = 0; t < 2; t++) {
         task_targets(t, 200, pool, y + t * 200);
@@ -421,7 +422,7 @@ static XferModel *small_model(uint64_t seed, int ensemble)
 
 static void test_xfer_save_load_roundtrip(void **state)
 {
-    XferModel *m = small_model(5, 2), *back;
+    XferModel *m = small_model(5, 2, 0), *back;
     XferResidualOpts o;
     void *buf, *buf2;
     size_t len, len2;
@@ -475,7 +476,7 @@ static void expect_load_error(const void *buf, size_t len, const char *text)
 
 static void test_xfer_load_rejects(void **state)
 {
-    XferModel *m = small_model(6, 1);
+    XferModel *m = small_model(6, 1, 0);
     unsigned char *buf, *bad;
     size_t len;
     char msg[128];
@@ -520,11 +521,12 @@ static void test_xfer_load_rejects(void **state)
     xfer_free(m);
 }
 
-/* The same config and data give the same bytes; another seed does not. An
+/* The same config and data give the same bytes, whether the members are
+ * fitted side by side or one after the other; another seed does not. An
  * ensemble's spread is pred_std. */
 static void test_xfer_deterministic_and_ensemble(void **state)
 {
-    XferModel *a = small_model(11, 3), *b = small_model(11, 3), *c = small_model(12, 3);
+    XferModel *a = small_model(11, 3, 0), *b = small_model(11, 3, 1), *c = small_model(12, 3, 0);
     void *ba, *bb, *bc;
     size_t la, lb, lc;
     float mean[NHELD], std[NHELD];
