@@ -158,44 +158,6 @@ static double now_mono(void)
 
 /* ---- fitting ---- */
 
-/* Rows of the given tasks (flags[t]), re-indexed 0.. in task order;
- * *map[t] is the new index or -1. Caller frees the arrays. */
-typedef struct Rows {
-    int n, ntasks;
-    int *task, *tokens;
-    float *y;
-} Rows;
-
-static void rows_free(Rows *r)
-{
-    free(r->task), free(r->tokens), free(r->y);
-    memset(r, 0, sizeof *r);
-}
-
-static int rows_of(const MetaSet *ms, const char *use, int *map, Rows *r, XErr *e)
-{
-    int L = ms->sp->token_len;
-    memset(r, 0, sizeof *r);
-    for (int t = 0; t < ms->ntasks; t++)
-        map[t] = use[t] ? r->ntasks++ : -1;
-    for (int i = 0; i < ms->n; i++)
-        r->n += use[ms->task[i]];
-    r->task = malloc((size_t)(r->n + 1) * sizeof *r->task);
-    r->tokens = malloc((size_t)(r->n + 1) * L * sizeof *r->tokens);
-    r->y = malloc((size_t)(r->n + 1) * sizeof *r->y);
-    if (!r->task || !r->tokens || !r->y) {
-        rows_free(r);
-        return xerr_set(e, XE_FAIL, "out of memory");
-    }
-    for (int i = 0, k = 0; i < ms->n; i++)
-        if (use[ms->task[i]]) {
-            r->task[k] = map[ms->task[i]];
-            memcpy(r->tokens + (size_t)k * L, ms->tokens + (size_t)ms->arch[i] * L, (size_t)L * sizeof *r->tokens);
-            r->y[k++] = ms->y[i];
-        }
-    return XE_OK;
-}
-
 typedef struct FitLog {
     int quiet;
     double last_pred, last_rec, last_acc;
@@ -228,52 +190,9 @@ static int fit_sources(const MetaSet *ms, const Opts *o, const char *use, int *m
                        XErr *e)
 {
     XferConfig c;
-    Rows r;
     FitLog log = { quiet, 0, 0, 0 };
-    int rc;
     config_for(ms, o, &c);
-    if ((rc = rows_of(ms, use, map, &r, e)))
-        return rc;
-    if (r.n < 50 || r.ntasks < 1) {
-        rows_free(&r);
-        return xerr_set(e, XE_FAIL,
-                        "the meta-dataset is too small: %d finished runs on %d source tasks (at least 50 are needed)",
-                        r.n, r.ntasks);
-    }
-    if (!(rc = xfer_new(m, &c, e)) && (rc = xfer_fit(*m, r.ntasks, r.n, r.task, r.tokens, r.y, fit_epoch, &log, e))) {
-        xfer_free(*m);
-        *m = NULL;
-    }
-    rows_free(&r);
-    return rc;
-}
-
-/* The target's residual from n evaluations (tokens, raw accuracies):
- * normalised by their own mean and std, which are returned. */
-static int fit_target(XferModel *m, int n, const int *tokens, const float *acc, int freeze, double *mean,
-                      double *std, int *task, XErr *e)
-{
-    XferResidualOpts ro;
-    float *y = malloc((size_t)(n + 1) * sizeof *y);
-    double s = 0, ss = 0;
-    int rc;
-    if (!y)
-        return xerr_set(e, XE_FAIL, "out of memory");
-    for (int i = 0; i < n; i++)
-        s += acc[i];
-    *mean = n ? s / n : 0;
-    for (int i = 0; i < n; i++)
-        ss += (acc[i] - *mean) * (acc[i] - *mean);
-    *std = n > 1 ? sqrt(ss / (n - 1)) : 0;
-    if (!(*std > 1e-12))
-        *std = 1;
-    for (int i = 0; i < n; i++)
-        y[i] = (float)((acc[i] - *mean) / *std);
-    xfer_residual_default(&ro);
-    ro.freeze_universal = freeze;
-    rc = xfer_fit_residual(m, n, tokens, y, &ro, task, e);
-    free(y);
-    return rc;
+    return metaset_fit(ms, use, map, &c, fit_epoch, &log, m, e);
 }
 
 /* ---- the models table ---- */
@@ -370,18 +289,11 @@ static int cmd_fit(int argc, char **argv, XErr *e)
         goto done;
     if (target >= 0) {
         /* the target's evaluations give it a residual of its own */
-        int n = ms.tasks[target].n, L = ms.sp->token_len, k = 0;
-        int *tok = malloc((size_t)n * L * sizeof *tok);
-        float *acc = malloc((size_t)n * sizeof *acc);
-        if (!tok || !acc)
-            rc = xerr_set(e, XE_FAIL, "out of memory");
-        for (int i = 0; !rc && i < ms.n; i++)
-            if (ms.task[i] == target) {
-                memcpy(tok + (size_t)k * L, ms.tokens + (size_t)ms.arch[i] * L, (size_t)L * sizeof *tok);
-                acc[k++] = ms.acc[i];
-            }
+        int n, *tok = NULL;
+        float *acc = NULL;
+        rc = metaset_task_rows(&ms, target, &tok, &acc, &n, e);
         if (!rc)
-            rc = fit_target(m, n, tok, acc, 1, &tmean, &tstd, &ttask, e);
+            rc = metaset_fit_target(m, n, tok, acc, 1, &tmean, &tstd, &ttask, e);
         free(tok), free(acc);
         if (rc)
             goto done;
@@ -529,18 +441,11 @@ static int scorer_for(Store *st, Loaded *l, const Space *sp, const char *dataset
         XErr le = { 0 };
         int rc = metaset_load(st, sp, l->protocol_hash, 1, &ms, &le), tk;
         if (!rc && (tk = metaset_task(&ms, dataset)) >= 0 && ms.tasks[tk].n >= 2) {
-            int n = ms.tasks[tk].n, L = sp->token_len, k = 0;
-            int *tok = malloc((size_t)n * L * sizeof *tok);
-            float *acc = malloc((size_t)n * sizeof *acc);
-            if (!tok || !acc)
-                rc = xerr_set(e, XE_FAIL, "out of memory");
-            for (int r = 0; !rc && r < ms.n; r++)
-                if (ms.task[r] == tk) {
-                    memcpy(tok + (size_t)k * L, ms.tokens + (size_t)ms.arch[r] * L, (size_t)L * sizeof *tok);
-                    acc[k++] = ms.acc[r];
-                }
+            int n, *tok = NULL;
+            float *acc = NULL;
+            rc = metaset_task_rows(&ms, tk, &tok, &acc, &n, e);
             if (!rc)
-                rc = fit_target(l->m, n, tok, acc, 1, &s->mean, &s->std, &s->task, e);
+                rc = metaset_fit_target(l->m, n, tok, acc, 1, &s->mean, &s->std, &s->task, e);
             free(tok), free(acc);
             metaset_free(&ms);
             s->how = "residual fitted now on its evaluations";
@@ -868,7 +773,7 @@ static int cmd_eval(int argc, char **argv, XErr *e)
                 if ((rc = xfer_clone(&m, base, e)))
                     break;
                 if (k > 0)
-                    rc = fit_target(m, k, ktok, kacc, mth == M_XFER, &mean, &sd, &task, e);
+                    rc = metaset_fit_target(m, k, ktok, kacc, mth == M_XFER, &mean, &sd, &task, e);
                 if (!rc)
                     rc = xfer_predict(m, task, ne, etok, pm, NULL, e);
                 xfer_free(m);

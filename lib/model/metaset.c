@@ -232,6 +232,111 @@ int metaset_task(const MetaSet *ms, const char *name)
     return -1;
 }
 
+/* Rows of the tasks flagged in use, re-indexed 0.. in task order; map[t]
+ * is the new index or -1. */
+typedef struct Rows {
+    int n, ntasks;
+    int *task, *tokens;
+    float *y;
+} Rows;
+
+static void rows_free(Rows *r)
+{
+    free(r->task), free(r->tokens), free(r->y);
+    memset(r, 0, sizeof *r);
+}
+
+static int rows_of(const MetaSet *ms, const char *use, int *map, Rows *r, XErr *e)
+{
+    int L = ms->sp->token_len;
+    memset(r, 0, sizeof *r);
+    for (int t = 0; t < ms->ntasks; t++)
+        map[t] = use[t] ? r->ntasks++ : -1;
+    for (int i = 0; i < ms->n; i++)
+        r->n += use[ms->task[i]];
+    r->task = malloc((size_t)(r->n + 1) * sizeof *r->task);
+    r->tokens = malloc((size_t)(r->n + 1) * L * sizeof *r->tokens);
+    r->y = malloc((size_t)(r->n + 1) * sizeof *r->y);
+    if (!r->task || !r->tokens || !r->y) {
+        rows_free(r);
+        return xerr_set(e, XE_FAIL, "out of memory");
+    }
+    for (int i = 0, k = 0; i < ms->n; i++)
+        if (use[ms->task[i]]) {
+            r->task[k] = map[ms->task[i]];
+            memcpy(r->tokens + (size_t)k * L, ms->tokens + (size_t)ms->arch[i] * L, (size_t)L * sizeof *r->tokens);
+            r->y[k++] = ms->y[i];
+        }
+    return XE_OK;
+}
+
+int metaset_fit(const MetaSet *ms, const char *use, int *map, const XferConfig *c, XferEpochFn fn, void *ctx,
+                XferModel **m, XErr *e)
+{
+    Rows r;
+    int rc;
+    *m = NULL;
+    if ((rc = rows_of(ms, use, map, &r, e)))
+        return rc;
+    if (r.n < 50 || r.ntasks < 1) {
+        xerr_set(e, XE_FAIL, "the meta-dataset is too small: %d finished runs on %d source tasks (at least 50 are needed)",
+                 r.n, r.ntasks);
+        rows_free(&r);
+        return XE_FAIL;
+    }
+    if (!(rc = xfer_new(m, c, e)) && (rc = xfer_fit(*m, r.ntasks, r.n, r.task, r.tokens, r.y, fn, ctx, e))) {
+        xfer_free(*m);
+        *m = NULL;
+    }
+    rows_free(&r);
+    return rc;
+}
+
+int metaset_task_rows(const MetaSet *ms, int t, int **tokens, float **acc, int *n, XErr *e)
+{
+    int L = ms->sp->token_len, k = 0;
+    *n = t >= 0 && t < ms->ntasks ? ms->tasks[t].n : 0;
+    *tokens = malloc((size_t)(*n + 1) * L * sizeof **tokens);
+    *acc = malloc((size_t)(*n + 1) * sizeof **acc);
+    if (!*tokens || !*acc) {
+        free(*tokens), free(*acc);
+        *tokens = NULL, *acc = NULL;
+        return xerr_set(e, XE_FAIL, "out of memory");
+    }
+    for (int i = 0; i < ms->n; i++)
+        if (ms->task[i] == t) {
+            memcpy(*tokens + (size_t)k * L, ms->tokens + (size_t)ms->arch[i] * L, (size_t)L * sizeof **tokens);
+            (*acc)[k++] = ms->acc[i];
+        }
+    return XE_OK;
+}
+
+int metaset_fit_target(XferModel *m, int n, const int *tokens, const float *acc, int freeze, double *mean,
+                       double *std, int *task, XErr *e)
+{
+    XferResidualOpts ro;
+    float *y = malloc((size_t)(n + 1) * sizeof *y);
+    double s = 0, ss = 0;
+    int rc;
+    if (!y)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    for (int i = 0; i < n; i++)
+        s += acc[i];
+    *mean = n ? s / n : 0;
+    for (int i = 0; i < n; i++)
+        ss += (acc[i] - *mean) * (acc[i] - *mean);
+    *std = n > 1 ? sqrt(ss / (n - 1)) : 0;
+    if (!(*std > 1e-12))
+        *std = 1;
+    for (int i = 0; i < n; i++)
+        y[i] = (float)((acc[i] - *mean) / *std);
+    xfer_residual_default(&ro);
+    ro.freeze_universal = freeze;
+    rc = xfer_fit_residual(m, n, tokens, y, &ro, task, e);
+    free(y);
+    return rc;
+}
+
 /* ---- rank statistics ---- */
 
 static const double *sort_key;

@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "db/store.h"
+#include "model/xfer.h"
 #include "space/space.h"
 
 typedef struct MetaTask {
@@ -43,6 +44,20 @@ int metaset_load(Store *st, const Space *sp, const char *protocol, int min_runs,
 void metaset_free(MetaSet *ms);
 /* Task index by name, -1 if absent. */
 int metaset_task(const MetaSet *ms, const char *name);
+
+/* Fits a new transfer predictor (config c) on the tasks flagged in use[]
+ * (the sources), re-indexed in task order: map[t] is task t's index in the
+ * model or -1. At least 50 runs are needed ("the meta-dataset is too
+ * small: ..."). fn may be NULL. */
+int metaset_fit(const MetaSet *ms, const char *use, int *map, const XferConfig *c, XferEpochFn fn, void *ctx,
+                XferModel **m, XErr *e);
+/* Task t's rows: tokens (n, token_len) and accuracies (n); caller frees. */
+int metaset_task_rows(const MetaSet *ms, int t, int **tokens, float **acc, int *n, XErr *e);
+/* Adds a task to m from n evaluations (tokens, raw accuracies), normalised
+ * by their own mean and std (returned; std 1 when n < 2 or they are all
+ * equal), g_u frozen or lightly tuned; *task is its index. */
+int metaset_fit_target(XferModel *m, int n, const int *tokens, const float *acc, int freeze, double *mean,
+                       double *std, int *task, XErr *e);
 
 /* Rank statistics of predictions p against truths t (n values):
  * Spearman's rho (average ranks for ties), Kendall's tau-b, and the
