@@ -2,6 +2,7 @@
  * loop, residual fits for new tasks, predictions, NAO's proposal step and
  * the model blob. */
 #include "model/xfer.h"
+#include "model/blob.h"
 
 #include <math.h>
 #include <omp.h>
@@ -972,53 +973,6 @@ int xfer_fit_residual(XferModel *m, int n, const int *tokens, const float *y, co
  * byte per task (1: linear residual), the parameters, the CRC-32 */
 #define XFER_HEADER (8 + 4 + 4 + 12 * 4 + 6 * 4 + 8 + 8)
 
-static unsigned char *put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-    return p + 4;
-}
-
-static unsigned char *put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-    return p + 8;
-}
-
-static unsigned char *put_f32(unsigned char *p, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    return put_u32(p, v);
-}
-
-static uint32_t get_u32(const unsigned char **p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)(*p)[i] << (8 * i);
-    *p += 4;
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char **p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)(*p)[i] << (8 * i);
-    *p += 8;
-    return v;
-}
-
-static float get_f32(const unsigned char **p)
-{
-    uint32_t v = get_u32(p);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
-}
-
 int xfer_save(const XferModel *m, void **buf, size_t *len, XErr *e)
 {
     const XferConfig *c = &m->cfg;
@@ -1033,25 +987,25 @@ int xfer_save(const XferModel *m, void **buf, size_t *len, XErr *e)
     if (!b)
         return xerr_set(e, XE_FAIL, "out of memory for a %zu-byte model blob", total);
     memcpy(b, XFER_MAGIC, 8);
-    p = put_u32(b + 8, XFER_FORMAT);
-    p = put_u32(p, (uint32_t)m->ntasks);
+    p = blob_put_u32(b + 8, XFER_FORMAT);
+    p = blob_put_u32(p, (uint32_t)m->ntasks);
     {
         int ints[12] = {c->token_len, c->vocab, c->embed, c->hidden, (int)c->code, c->mlp, c->mlp_depth,
                         c->res_hidden, c->epochs, c->batch, c->ensemble, 0};
         float floats[6] = {c->alpha, c->res_l2, c->lr, c->wd, c->clip, c->dropout};
         for (int i = 0; i < 12; i++)
-            p = put_u32(p, (uint32_t)ints[i]);
+            p = blob_put_u32(p, (uint32_t)ints[i]);
         for (int i = 0; i < 6; i++)
-            p = put_f32(p, floats[i]);
+            p = blob_put_f32(p, floats[i]);
     }
-    p = put_u64(p, c->seed);
-    p = put_u64(p, (uint64_t)np);
+    p = blob_put_u64(p, c->seed);
+    p = blob_put_u64(p, (uint64_t)np);
     memcpy(p, m->linear, (size_t)m->ntasks);
     p += m->ntasks;
     for (int k = 0; k < c->ensemble; k++)
         for (size_t i = 0; i < np; i++)
-            p = put_f32(p, m->mem[k].ps.val[i]);
-    put_u32(p, (uint32_t)crc32(0L, b, (uInt)(total - 4)));
+            p = blob_put_f32(p, m->mem[k].ps.val[i]);
+    blob_put_u32(p, (uint32_t)crc32(0L, b, (uInt)(total - 4)));
     *buf = b;
     *len = total;
     return XE_OK;
@@ -1071,32 +1025,32 @@ int xfer_load(XferModel **out, const void *buf, size_t len, XErr *e)
     if (len < XFER_HEADER)
         return xerr_set(e, XE_FAIL, "xfer model: truncated: %zu bytes, the header alone is %d", len, XFER_HEADER);
     p = b + 8;
-    version = get_u32(&p);
+    version = blob_get_u32(&p);
     if (version != XFER_FORMAT)
         return xerr_set(e, XE_FAIL, "xfer model: format version %u is not supported (this build reads %d)",
                         version, XFER_FORMAT);
-    ntasks = get_u32(&p);
+    ntasks = blob_get_u32(&p);
     memset(&c, 0, sizeof c);
-    c.token_len = (int)get_u32(&p);
-    c.vocab = (int)get_u32(&p);
-    c.embed = (int)get_u32(&p);
-    c.hidden = (int)get_u32(&p);
-    c.code = (SeqCode)get_u32(&p);
-    c.mlp = (int)get_u32(&p);
-    c.mlp_depth = (int)get_u32(&p);
-    c.res_hidden = (int)get_u32(&p);
-    c.epochs = (int)get_u32(&p);
-    c.batch = (int)get_u32(&p);
-    c.ensemble = (int)get_u32(&p);
-    get_u32(&p); /* reserved */
-    c.alpha = get_f32(&p);
-    c.res_l2 = get_f32(&p);
-    c.lr = get_f32(&p);
-    c.wd = get_f32(&p);
-    c.clip = get_f32(&p);
-    c.dropout = get_f32(&p);
-    c.seed = get_u64(&p);
-    np = get_u64(&p);
+    c.token_len = (int)blob_get_u32(&p);
+    c.vocab = (int)blob_get_u32(&p);
+    c.embed = (int)blob_get_u32(&p);
+    c.hidden = (int)blob_get_u32(&p);
+    c.code = (SeqCode)blob_get_u32(&p);
+    c.mlp = (int)blob_get_u32(&p);
+    c.mlp_depth = (int)blob_get_u32(&p);
+    c.res_hidden = (int)blob_get_u32(&p);
+    c.epochs = (int)blob_get_u32(&p);
+    c.batch = (int)blob_get_u32(&p);
+    c.ensemble = (int)blob_get_u32(&p);
+    blob_get_u32(&p); /* reserved */
+    c.alpha = blob_get_f32(&p);
+    c.res_l2 = blob_get_f32(&p);
+    c.lr = blob_get_f32(&p);
+    c.wd = blob_get_f32(&p);
+    c.clip = blob_get_f32(&p);
+    c.dropout = blob_get_f32(&p);
+    c.seed = blob_get_u64(&p);
+    np = blob_get_u64(&p);
     if ((rc = xfer_config_check(&c, e))) {
         xerr_prefix(e, "xfer model: bad config: ");
         return XE_FAIL;
@@ -1116,7 +1070,7 @@ int xfer_load(XferModel **out, const void *buf, size_t len, XErr *e)
     if (len != want)
         return xerr_set(e, XE_FAIL, "xfer model: %s: expected %zu bytes, got %zu",
                         len < want ? "truncated" : "trailing bytes", want, len);
-    if (get_u32(&(const unsigned char *){b + want - 4}) != (uint32_t)crc32(0L, b, (uInt)(want - 4)))
+    if (blob_get_u32(&(const unsigned char *){b + want - 4}) != (uint32_t)crc32(0L, b, (uInt)(want - 4)))
         return xerr_set(e, XE_FAIL, "xfer model: corrupt (CRC-32 mismatch)");
     if ((rc = xfer_new(&m, &c, e)) || (rc = reserve_tasks(m, (int)ntasks, e)))
         goto fail;
@@ -1131,7 +1085,7 @@ int xfer_load(XferModel **out, const void *buf, size_t len, XErr *e)
     }
     for (int k = 0; k < c.ensemble; k++)
         for (size_t i = 0; i < m->mem[k].ps.size; i++)
-            m->mem[k].ps.val[i] = get_f32(&p);
+            m->mem[k].ps.val[i] = blob_get_f32(&p);
     m->fitted = 1;
     *out = m;
     return XE_OK;

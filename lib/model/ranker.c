@@ -1,0 +1,506 @@
+/* The learning-curve ranker: the score network on the tape, pair sampling
+ * from stored curves, scoring and the model blob. */
+#include "model/ranker.h"
+#include "model/blob.h"
+#include "model/layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Runs per tape when scoring. */
+#define RANKER_EVAL_BATCH 1024
+
+struct Ranker {
+    RankerConfig cfg;
+    int nds;
+    int fitted;
+    TParams ps;
+    SeqEncoder enc;     /* arch tokens -> code */
+    Lstm curve;         /* curve_dim -> curve_hidden */
+    Embedding ds;       /* (nds, ds_embed) */
+    Mlp head;           /* [code, curve, dataset] -> s */
+};
+
+void ranker_config_default(RankerConfig *c, int token_len, int vocab, int curve_dim)
+{
+    *c = (RankerConfig){
+        .token_len = token_len,
+        .vocab = vocab,
+        .embed = 16,
+        .arch_hidden = 32,
+        .curve_dim = curve_dim,
+        .curve_hidden = 16,
+        .ds_embed = 8,
+        .mlp = 64,
+        .mlp_depth = 2,
+        .lr = 1e-2f,
+        .wd = 1e-4f,
+        .clip = 5.0f,
+        .steps = 2000,
+        .batch = 64,
+        .seed = 1,
+    };
+}
+
+static int range_i(const char *name, int v, int lo, int hi, XErr *e)
+{
+    if (v < lo || v > hi)
+        return xerr_set(e, XE_USAGE, "ranker config: %s %d is out of range (%d-%d)", name, v, lo, hi);
+    return XE_OK;
+}
+
+static int range_f(const char *name, float v, float lo, float hi, XErr *e)
+{
+    if (!(v >= lo && v <= hi))
+        return xerr_set(e, XE_USAGE, "ranker config: %s %g is out of range (%g-%g)", name, (double)v, (double)lo,
+                        (double)hi);
+    return XE_OK;
+}
+
+int ranker_config_check(const RankerConfig *c, XErr *e)
+{
+    int rc;
+    if ((rc = range_i("token_len", c->token_len, 1, 256, e)) || (rc = range_i("vocab", c->vocab, 2, 1024, e)) ||
+        (rc = range_i("embed", c->embed, 1, 1024, e)) || (rc = range_i("arch_hidden", c->arch_hidden, 1, 1024, e)) ||
+        (rc = range_i("curve_dim", c->curve_dim, 1, 64, e)) ||
+        (rc = range_i("curve_hidden", c->curve_hidden, 1, 1024, e)) ||
+        (rc = range_i("ds_embed", c->ds_embed, 1, 1024, e)) || (rc = range_i("mlp", c->mlp, 1, 4096, e)) ||
+        (rc = range_i("mlp_depth", c->mlp_depth, 0, MLP_MAX_DEPTH, e)) ||
+        (rc = range_f("lr", c->lr, 1e-9f, 10.0f, e)) || (rc = range_f("wd", c->wd, 0.0f, 10.0f, e)) ||
+        (rc = range_f("clip", c->clip, 0.0f, 1e9f, e)) || (rc = range_i("steps", c->steps, 1, 10000000, e)) ||
+        (rc = range_i("batch", c->batch, 1, 65536, e)))
+        return rc;
+    return XE_OK;
+}
+
+/* Floats of the layout build() makes, for a config and dataset count. */
+static size_t param_count(const RankerConfig *c, int nds)
+{
+    size_t V = (size_t)c->vocab, E = (size_t)c->embed, A = (size_t)c->arch_hidden;
+    size_t C = (size_t)c->curve_hidden, D = (size_t)c->ds_embed, M = (size_t)c->mlp, in = A + C + D;
+    size_t enc = V * E + E * 4 * A + A * 4 * A + 4 * A;
+    size_t curve = (size_t)c->curve_dim * 4 * C + C * 4 * C + 4 * C;
+    size_t head = c->mlp_depth ? in * M + M + (size_t)(c->mlp_depth - 1) * (M * M + M) + M + 1 : in + 1;
+    return enc + curve + (size_t)nds * D + head;
+}
+
+/* Fresh layers for nds datasets from the config's seed. */
+static int build(Ranker *r, int nds, XErr *e)
+{
+    const RankerConfig *c = &r->cfg;
+    Rng g;
+    int rc;
+    tparams_release(&r->ps);
+    r->fitted = 0;
+    r->nds = nds;
+    rng_seed(&g, c->seed * 0x9e3779b97f4a7c15ull + 1);
+    if ((rc = seq_encoder_init(&r->enc, &r->ps, c->vocab, c->token_len, c->embed, c->arch_hidden, SEQ_CODE_MEAN, &g,
+                               e)) ||
+        (rc = lstm_init(&r->curve, &r->ps, c->curve_dim, c->curve_hidden, &g, e)) ||
+        (rc = embedding_init(&r->ds, &r->ps, nds, c->ds_embed, &g, e)) ||
+        (rc = mlp_init(&r->head, &r->ps, c->arch_hidden + c->curve_hidden + c->ds_embed, c->mlp, c->mlp_depth, 1,
+                       &g, e)))
+        return rc;
+    return XE_OK;
+}
+
+int ranker_new(Ranker **out, const RankerConfig *c, XErr *e)
+{
+    Ranker *r;
+    int rc;
+    if ((rc = ranker_config_check(c, e)))
+        return rc;
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return xerr_set(e, XE_FAIL, "out of memory for a ranker");
+    r->cfg = *c;
+    tparams_init(&r->ps);
+    *out = r;
+    return XE_OK;
+}
+
+void ranker_free(Ranker *r)
+{
+    if (!r)
+        return;
+    tparams_release(&r->ps);
+    free(r);
+}
+
+const RankerConfig *ranker_config(const Ranker *r)
+{
+    return &r->cfg;
+}
+
+int ranker_ndatasets(const Ranker *r)
+{
+    return r->nds;
+}
+
+/* ---- the score network ---- */
+
+/* Scores (B, 1) of runs rows[0..B), each cut at len[i] epochs. */
+static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, const int *len)
+{
+    const RankerConfig *c = &r->cfg;
+    int L = c->token_len, cd = c->curve_dim, H = c->curve_hidden, T = 0, unknown = 0;
+    int *tokens = tape_scratch(t, (size_t)B * L * sizeof *tokens), *ds = tape_scratch(t, (size_t)B * sizeof *ds);
+    TVar code, x, zx, h = TAPE_NONE, cell = TAPE_NONE, state = TAPE_NONE, demb, parts[3];
+    float *xv;
+    if (!tokens || !ds)
+        return TAPE_NONE;
+    for (int i = 0; i < B; i++) {
+        memcpy(tokens + (size_t)i * L, rows[i]->tokens, (size_t)L * sizeof *tokens);
+        ds[i] = rows[i]->dataset >= 0 ? rows[i]->dataset : 0;
+        unknown |= rows[i]->dataset < 0;
+        if (len[i] > T)
+            T = len[i];
+    }
+    code = seq_encode(t, &r->ps, &r->enc, tokens, B, 0, NULL);
+
+    /* The curves step-major (T * B, curve_dim), zero past each run's end;
+     * the state of a run is its hidden state after its last epoch. */
+    x = tape_input(t, T * B, cd, NULL, 0);
+    if (!(xv = tape_value(t, x)))
+        return TAPE_NONE;
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < len[i]; k++)
+            memcpy(xv + ((size_t)k * B + i) * cd, rows[i]->curve + (size_t)k * cd, (size_t)cd * sizeof *xv);
+    zx = lstm_input_gates(t, &r->ps, &r->curve, x);
+    for (int k = 0; k < T; k++) {
+        TVar mask;
+        float *mv;
+        int ends = 0;
+        lstm_step(t, &r->ps, &r->curve, tape_slice_rows(t, zx, k * B, B), &h, &cell);
+        for (int i = 0; i < B; i++)
+            ends |= len[i] == k + 1;
+        if (!ends)
+            continue;
+        mask = tape_input(t, B, H, NULL, 0);
+        if (!(mv = tape_value(t, mask)))
+            return TAPE_NONE;
+        for (int i = 0; i < B; i++)
+            if (len[i] == k + 1)
+                for (int j = 0; j < H; j++)
+                    mv[(size_t)i * H + j] = 1.0f;
+        mask = tape_mul(t, h, mask);
+        state = state == TAPE_NONE ? mask : tape_add(t, state, mask);
+    }
+
+    demb = embedding_forward(t, &r->ps, &r->ds, ds, B);
+    if (unknown) {
+        /* unseen datasets: the mean embedding, through 0/1 row masks */
+        TVar ones = tape_input(t, B, 1, NULL, 0), known = tape_input(t, B, c->ds_embed, NULL, 0);
+        TVar other = tape_input(t, B, c->ds_embed, NULL, 0), mean;
+        float *ov = tape_value(t, ones), *kv = tape_value(t, known), *uv = tape_value(t, other);
+        if (!ov || !kv || !uv)
+            return TAPE_NONE;
+        for (int i = 0; i < B; i++) {
+            ov[i] = 1.0f;
+            for (int j = 0; j < c->ds_embed; j++) {
+                kv[(size_t)i * c->ds_embed + j] = rows[i]->dataset >= 0;
+                uv[(size_t)i * c->ds_embed + j] = rows[i]->dataset < 0;
+            }
+        }
+        mean = tape_matmul(t, ones, tape_mean_rows(t, tape_param(t, &r->ps, r->ds.table)), 0, 0);
+        demb = tape_add(t, tape_mul(t, demb, known), tape_mul(t, mean, other));
+    }
+    parts[0] = code;
+    parts[1] = state;
+    parts[2] = demb;
+    return mlp_forward(t, &r->ps, &r->head, tape_concat_cols(t, parts, 3), 0, NULL);
+}
+
+/* ---- checks ---- */
+
+static int check_run(const RankerConfig *c, const RankerRun *run, int i, int nds, int scoring, XErr *e)
+{
+    if (run->dataset < (scoring ? -1 : 0) || run->dataset >= nds)
+        return xerr_set(e, XE_FAIL, "run %d: dataset %d is out of range (%d-%d)", i, run->dataset, scoring ? -1 : 0,
+                        nds - 1);
+    if (run->epochs < 1)
+        return xerr_set(e, XE_FAIL, "run %d: a curve of %d epochs: need at least one", i, run->epochs);
+    for (int k = 0; k < c->token_len; k++)
+        if (run->tokens[k] < 0 || run->tokens[k] >= c->vocab)
+            return xerr_set(e, XE_FAIL, "run %d: token %d at %d is out of range (0-%d)", i, run->tokens[k], k,
+                            c->vocab - 1);
+    for (size_t k = 0; k < (size_t)run->epochs * c->curve_dim; k++)
+        if (!isfinite(run->curve[k]))
+            return xerr_set(e, XE_FAIL, "run %d: curve value %zu (epoch %zu) is not finite", i, k,
+                            k / (size_t)c->curve_dim + 1);
+    if (!scoring && !isfinite(run->final))
+        return xerr_set(e, XE_FAIL, "run %d: final score is not finite", i);
+    return XE_OK;
+}
+
+/* ---- fit ---- */
+
+int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, RankerStepFn fn, int every, void *ctx,
+               XErr *e)
+{
+    const RankerConfig *c = &r->cfg;
+    int B = 2 * c->batch, rc, *count = NULL, *start = NULL, *byds = NULL, *eligible = NULL, neligible = 0;
+    int *len = NULL;
+    const RankerRun **rows = NULL;
+    TPair *pairs = NULL;
+    Tape *t = NULL;
+    Rng g;
+    double loss_sum = 0, acc_sum = 0;
+    long acc_n = 0;
+    if (ndatasets < 1 || ndatasets > 100000)
+        return xerr_set(e, XE_FAIL, "ranker fit: %d datasets: need 1-100000", ndatasets);
+    for (int i = 0; i < nruns; i++)
+        if ((rc = check_run(c, &runs[i], i, ndatasets, 0, e)))
+            return rc;
+    count = calloc((size_t)ndatasets, sizeof *count);
+    start = calloc((size_t)ndatasets + 1, sizeof *start);
+    byds = malloc((size_t)(nruns ? nruns : 1) * sizeof *byds);
+    eligible = malloc((size_t)(nruns ? nruns : 1) * sizeof *eligible);
+    len = malloc((size_t)B * sizeof *len);
+    rows = malloc((size_t)B * sizeof *rows);
+    pairs = malloc((size_t)c->batch * sizeof *pairs);
+    if (!count || !start || !byds || !eligible || !len || !rows || !pairs) {
+        rc = xerr_set(e, XE_FAIL, "out of memory for %d runs", nruns);
+        goto cleanup;
+    }
+    /* runs grouped by dataset; pairs come from datasets with two runs or more */
+    for (int i = 0; i < nruns; i++)
+        count[runs[i].dataset]++;
+    for (int d = 0; d < ndatasets; d++)
+        start[d + 1] = start[d] + count[d];
+    memset(count, 0, (size_t)ndatasets * sizeof *count);
+    for (int i = 0; i < nruns; i++)
+        byds[start[runs[i].dataset] + count[runs[i].dataset]++] = i;
+    for (int i = 0; i < nruns; i++)
+        if (count[runs[i].dataset] >= 2)
+            eligible[neligible++] = i;
+    if (!neligible) {
+        rc = xerr_set(e, XE_FAIL, "ranker fit: no dataset has two runs to compare");
+        goto cleanup;
+    }
+    if ((rc = build(r, ndatasets, e)) || (rc = tape_new(&t, e)))
+        goto cleanup;
+    rng_seed(&g, c->seed * 0x9e3779b97f4a7c15ull + 2);
+    for (int step = 0; step < c->steps; step++) {
+        TAdam o = tadam_default(c->lr * 0.5f * (1.0f + cosf(3.14159265f * (float)step / (float)c->steps)), c->wd);
+        TVar s, loss;
+        const float *sv;
+        for (int k = 0; k < c->batch; k++) {
+            int i = eligible[rng_below(&g, (uint64_t)neligible)], d = runs[i].dataset;
+            int j = byds[start[d] + (int)rng_below(&g, (uint64_t)count[d] - 1)];
+            if (j == i) /* the other runs of d: skip i by taking the last one in its place */
+                j = byds[start[d] + count[d] - 1];
+            rows[2 * k] = &runs[i];
+            rows[2 * k + 1] = &runs[j];
+            len[2 * k] = 1 + (int)rng_below(&g, (uint64_t)runs[i].epochs);
+            len[2 * k + 1] = 1 + (int)rng_below(&g, (uint64_t)runs[j].epochs);
+            pairs[k] = (TPair){2 * k, 2 * k + 1,
+                               runs[i].final > runs[j].final ? 1.0f : runs[i].final < runs[j].final ? 0.0f : 0.5f};
+        }
+        tape_reset(t);
+        s = score_rows(t, r, B, rows, len);
+        loss = tape_pairwise_logistic(t, s, pairs, c->batch);
+        tparams_zero_grad(&r->ps);
+        if ((rc = tape_backward(t, loss, NULL, e)))
+            goto cleanup;
+        if (!isfinite(tape_value(t, loss)[0])) {
+            rc = xerr_set(e, XE_FAIL, "ranker fit: diverged at step %d", step + 1);
+            goto cleanup;
+        }
+        tparams_clip_grad(&r->ps, c->clip);
+        tparams_adam(&r->ps, &o);
+        sv = tape_value(t, s);
+        loss_sum += tape_value(t, loss)[0];
+        for (int k = 0; k < c->batch; k++)
+            if (pairs[k].label != 0.5f) {
+                acc_sum += (sv[2 * k] > sv[2 * k + 1]) == (pairs[k].label == 1.0f);
+                acc_n++;
+            }
+        if (every > 0 && ((step + 1) % every == 0 || step + 1 == c->steps)) {
+            if ((rc = xerr_check_interrupt(e)))
+                goto cleanup;
+            if (fn && (rc = fn(ctx, step + 1, c->steps, loss_sum / ((step % every) + 1), acc_n ? acc_sum / acc_n : 0,
+                               e)))
+                goto cleanup;
+            loss_sum = acc_sum = 0;
+            acc_n = 0;
+        }
+    }
+    r->fitted = 1;
+cleanup:
+    tape_free(t);
+    free(count);
+    free(start);
+    free(byds);
+    free(eligible);
+    free(len);
+    free(rows);
+    free(pairs);
+    return rc;
+}
+
+/* ---- scoring ---- */
+
+int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, XErr *e)
+{
+    Ranker *rw = (Ranker *)r; /* only read: the tape's parameters are frozen */
+    const RankerRun **rows = NULL;
+    int *len = NULL, rc = XE_OK;
+    Tape *t = NULL;
+    if (!r->fitted)
+        return xerr_set(e, XE_FAIL, "ranker: not fitted");
+    for (int i = 0; i < n; i++)
+        if ((rc = check_run(&r->cfg, &runs[i], i, r->nds, 1, e)))
+            return rc;
+    if (n <= 0)
+        return XE_OK;
+    rows = malloc(RANKER_EVAL_BATCH * sizeof *rows);
+    len = malloc(RANKER_EVAL_BATCH * sizeof *len);
+    if (!rows || !len) {
+        rc = xerr_set(e, XE_FAIL, "out of memory for scoring");
+        goto cleanup;
+    }
+    if ((rc = tape_new(&t, e)))
+        goto cleanup;
+    tape_freeze_params(t, 1);
+    for (int b0 = 0; b0 < n; b0 += RANKER_EVAL_BATCH) {
+        int B = n - b0 < RANKER_EVAL_BATCH ? n - b0 : RANKER_EVAL_BATCH;
+        TVar s;
+        for (int i = 0; i < B; i++) {
+            rows[i] = &runs[b0 + i];
+            len[i] = runs[b0 + i].epochs;
+        }
+        tape_reset(t);
+        s = score_rows(t, rw, B, rows, len);
+        if ((rc = tape_status(t, e)))
+            goto cleanup;
+        memcpy(scores + b0, tape_value(t, s), (size_t)B * sizeof *scores);
+    }
+cleanup:
+    tape_free(t);
+    free(rows);
+    free(len);
+    return rc;
+}
+
+int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e)
+{
+    RankerRun both[2] = {*run, *best};
+    float s[2];
+    int rc;
+    if ((rc = ranker_score(r, 2, both, s, e)))
+        return rc;
+    *p = 1.0 / (1.0 + exp(-((double)s[0] - s[1])));
+    return XE_OK;
+}
+
+/* ---- blob ---- */
+
+#define RANKER_MAGIC "XFERRANK"
+#define RANKER_FORMAT 1
+/* magic, version, datasets, 11 ints, 3 floats, seed, param count; then the
+ * parameters and the CRC-32 */
+#define RANKER_HEADER (8 + 4 + 4 + 11 * 4 + 3 * 4 + 8 + 8)
+
+int ranker_save(const Ranker *r, void **buf, size_t *len, XErr *e)
+{
+    const RankerConfig *c = &r->cfg;
+    int ints[11] = {c->token_len, c->vocab,  c->embed, c->arch_hidden, c->curve_dim, c->curve_hidden,
+                    c->ds_embed,  c->mlp,    c->mlp_depth, c->steps,  c->batch};
+    float floats[3] = {c->lr, c->wd, c->clip};
+    size_t total;
+    unsigned char *b, *p;
+    if (!r->fitted)
+        return xerr_set(e, XE_FAIL, "ranker: not fitted");
+    total = RANKER_HEADER + r->ps.size * 4 + 4;
+    b = malloc(total);
+    if (!b)
+        return xerr_set(e, XE_FAIL, "out of memory for a %zu-byte ranker blob", total);
+    memcpy(b, RANKER_MAGIC, 8);
+    p = blob_put_u32(b + 8, RANKER_FORMAT);
+    p = blob_put_u32(p, (uint32_t)r->nds);
+    for (int i = 0; i < 11; i++)
+        p = blob_put_u32(p, (uint32_t)ints[i]);
+    for (int i = 0; i < 3; i++)
+        p = blob_put_f32(p, floats[i]);
+    p = blob_put_u64(p, c->seed);
+    p = blob_put_u64(p, (uint64_t)r->ps.size);
+    for (size_t i = 0; i < r->ps.size; i++)
+        p = blob_put_f32(p, r->ps.val[i]);
+    blob_put_u32(p, (uint32_t)crc32(0L, b, (uInt)(total - 4)));
+    *buf = b;
+    *len = total;
+    return XE_OK;
+}
+
+int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
+{
+    const unsigned char *b = buf, *p;
+    RankerConfig c;
+    Ranker *r = NULL;
+    uint32_t version, nds;
+    uint64_t np;
+    size_t want;
+    int rc, *ints[11];
+    if (len < 8 || memcmp(b, RANKER_MAGIC, 8) != 0)
+        return xerr_set(e, XE_FAIL, "ranker model: not a ranker blob (no \"" RANKER_MAGIC "\" magic)");
+    if (len < RANKER_HEADER)
+        return xerr_set(e, XE_FAIL, "ranker model: truncated: %zu bytes, the header alone is %d", len, RANKER_HEADER);
+    p = b + 8;
+    version = blob_get_u32(&p);
+    if (version != RANKER_FORMAT)
+        return xerr_set(e, XE_FAIL, "ranker model: format version %u is not supported (this build reads %d)",
+                        version, RANKER_FORMAT);
+    nds = blob_get_u32(&p);
+    memset(&c, 0, sizeof c);
+    ints[0] = &c.token_len;
+    ints[1] = &c.vocab;
+    ints[2] = &c.embed;
+    ints[3] = &c.arch_hidden;
+    ints[4] = &c.curve_dim;
+    ints[5] = &c.curve_hidden;
+    ints[6] = &c.ds_embed;
+    ints[7] = &c.mlp;
+    ints[8] = &c.mlp_depth;
+    ints[9] = &c.steps;
+    ints[10] = &c.batch;
+    for (int i = 0; i < 11; i++)
+        *ints[i] = (int)blob_get_u32(&p);
+    c.lr = blob_get_f32(&p);
+    c.wd = blob_get_f32(&p);
+    c.clip = blob_get_f32(&p);
+    c.seed = blob_get_u64(&p);
+    np = blob_get_u64(&p);
+    if (ranker_config_check(&c, e)) {
+        xerr_prefix(e, "ranker model: bad config: ");
+        return XE_FAIL;
+    }
+    if (nds < 1 || nds > 100000)
+        return xerr_set(e, XE_FAIL, "ranker model: %u datasets is out of range (1-100000)", nds);
+    if (np != param_count(&c, (int)nds))
+        return xerr_set(e, XE_FAIL, "ranker model: %llu parameters, its config needs %zu", (unsigned long long)np,
+                        param_count(&c, (int)nds));
+    want = RANKER_HEADER + np * 4 + 4;
+    if (len != want)
+        return xerr_set(e, XE_FAIL, "ranker model: %s: expected %zu bytes, got %zu",
+                        len < want ? "truncated" : "trailing bytes", want, len);
+    if (blob_get_u32(&(const unsigned char *){b + want - 4}) != (uint32_t)crc32(0L, b, (uInt)(want - 4)))
+        return xerr_set(e, XE_FAIL, "ranker model: corrupt (CRC-32 mismatch)");
+    if ((rc = ranker_new(&r, &c, e)) || (rc = build(r, (int)nds, e)))
+        goto fail;
+    if (r->ps.size != np) {
+        rc = xerr_set(e, XE_FAIL, "ranker model: layout of %zu parameters, expected %llu", r->ps.size,
+                      (unsigned long long)np);
+        goto fail;
+    }
+    for (size_t i = 0; i < np; i++)
+        r->ps.val[i] = blob_get_f32(&p);
+    r->fitted = 1;
+    *out = r;
+    return XE_OK;
+fail:
+    ranker_free(r);
+    return rc;
+}
