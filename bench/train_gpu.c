@@ -4,10 +4,14 @@
  * Nesterov, weight decay 5e-4), 4 batches of random normal inputs and
  * labels in turn. A step is what train_run does: upload the batch and its
  * labels, forward, cross-entropy, backward, SGD, and read the loss back
- * (one wait per step). Warm-up steps first (the convolution algorithms
- * are timed when the network is built), then timed steps.
- * Usage: train_gpu [--batch B] [--steps S] [--warm W] [--modes fp32,tf32]
- * One JSON line per mode, with the torch script's fields. */
+ * (one wait per step). Modes: fp32 (FMA-only kernels), tf32 (TF32 tensor
+ * cores in convolutions and sgemm), and either with graph_ in front: the
+ * forward, loss and backward recorded once as a CUDA graph and replayed
+ * (Net.graph in train_run). Warm-up steps first (the convolution
+ * algorithms are timed when the network is built), then timed steps.
+ * Usage: train_gpu [--batch B] [--steps S] [--warm W] [--modes M,...]
+ * (default fp32,tf32,graph_fp32,graph_tf32). One JSON line per mode, with
+ * the torch script's fields. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,14 +44,33 @@ typedef struct Bufs {
     int *correct;      // (1)
 } Bufs;
 
-/* One training step; returns the loss (read back, as train_run does). */
-static float step(Net *net, Bufs *d, const float *x, const int32_t *y)
+static void layers(Net *net, Bufs *d)
+{
+    const NnBackend *be = net->be;
+    be->xent(be->ctx, net->batch, CLASSES, net_forward_layers(net, 1), d->labels, 0.0f, d->dl, d->loss, d->correct);
+    net_backward(net, d->dl);
+}
+
+/* One training step; returns the loss (read back, as train_run does), or
+ * NaN with e set when recording fails. With record set and no graph yet,
+ * the layers are recorded into *graph first; a graph is replayed. */
+static float step(Net *net, Bufs *d, const float *x, const int32_t *y, int record, void **graph, XErr *e)
 {
     const NnBackend *be = net->be;
     float loss;
     be->upload(be->ctx, d->labels, y, (size_t)net->batch * sizeof *y);
-    be->xent(be->ctx, net->batch, CLASSES, net_forward(net, x, 1), d->labels, 0.0f, d->dl, d->loss, d->correct);
-    net_backward(net, d->dl);
+    net_stage(net, x, 1);
+    if (record && !*graph) {
+        if (be->graph_begin(be->ctx, e))
+            return NAN;
+        layers(net, d);
+        if (be->graph_end(be->ctx, graph, e))
+            return NAN;
+    }
+    if (*graph)
+        be->graph_run(be->ctx, *graph);
+    else
+        layers(net, d);
     be->sgd(be->ctx, net->nparams, net->params, net->grads, net->mom, net->decay, 0.1f, 0.9f, 5e-4f, 1);
     be->download(be->ctx, &loss, d->loss, sizeof loss);
     return loss;
@@ -62,15 +85,18 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
     const NnBackend *be = NULL;
     Bufs d = { 0 };
     Net net = { 0 };
-    int ops[6], rc, flags = !strcmp(mode, "tf32") ? NN_CUDA_TF32 : 0;
+    int graphed = !strncmp(mode, "graph_", 6), ops[6], rc, flags;
+    const char *prec = mode + (graphed ? 6 : 0);
+    void *graph = NULL;
     double t0, t1, dt = 0;
     float loss = 0;
     struct rusage ru;
     Rng r;
-    if (strcmp(mode, "fp32") && strcmp(mode, "tf32")) {
+    if (strcmp(prec, "fp32") && strcmp(prec, "tf32")) {
         free(x), free(y);
-        return xerr_set(e, XE_USAGE, "unknown mode '%s' (fp32 or tf32)", mode);
+        return xerr_set(e, XE_USAGE, "unknown mode '%s' (fp32, tf32, graph_fp32 or graph_tf32)", mode);
     }
+    flags = !strcmp(prec, "tf32") ? NN_CUDA_TF32 : 0;
     if (!x || !y) {
         free(x), free(y);
         return xerr_set(e, XE_FAIL, "out of memory");
@@ -98,15 +124,19 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
         if (!d.labels || !d.dl || !d.loss || !d.correct)
             rc = xerr_set(e, XE_FAIL, "out of GPU memory");
     }
-    if (rc == XE_OK) {
-        for (int i = 0; i < warm; i++)
-            step(&net, &d, x + (size_t)(i % NBATCH) * nx, y + (size_t)(i % NBATCH) * B);
+    /* the graph is recorded at the second warm-up step, as train_run does */
+    for (int i = 0; rc == XE_OK && i < warm; i++)
+        if (isnan(step(&net, &d, x + (size_t)(i % NBATCH) * nx, y + (size_t)(i % NBATCH) * B, graphed && i > 0,
+                       &graph, e)) && e->code)
+            rc = e->code;
+    if (rc == XE_OK && graphed && !graph)
+        rc = xerr_set(e, XE_USAGE, "graph modes need at least 2 warm-up steps");
+    if (rc == XE_OK)
         rc = be->sync(be->ctx, e);
-    }
     if (rc == XE_OK) {
         double t = now();
         for (int i = 0; i < steps; i++)
-            loss = step(&net, &d, x + (size_t)(i % NBATCH) * nx, y + (size_t)(i % NBATCH) * B);
+            loss = step(&net, &d, x + (size_t)(i % NBATCH) * nx, y + (size_t)(i % NBATCH) * B, 0, &graph, e);
         rc = be->sync(be->ctx, e);
         dt = now() - t;
     }
@@ -119,6 +149,8 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
     }
     if (be) {
         void *p[] = { d.labels, d.dl, d.loss, d.correct };
+        if (graph)
+            be->graph_free(be->ctx, graph);
         for (size_t i = 0; i < sizeof p / sizeof *p; i++)
             if (p[i])
                 be->free(be->ctx, p[i]);
@@ -132,14 +164,15 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: train_gpu [--batch B] [--steps S] [--warm W] [--modes fp32,tf32]\n");
+    fprintf(stderr, "usage: train_gpu [--batch B] [--steps S] [--warm W] [--modes M,...]\n"
+                    "modes: fp32, tf32, graph_fp32, graph_tf32 (default all four)\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     int B = 256, steps = 64, warm = 10;
-    char modes[256] = "fp32,tf32", *save = NULL;
+    char modes[256] = "fp32,tf32,graph_fp32,graph_tf32", *save = NULL;
     XErr e = { 0 };
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)

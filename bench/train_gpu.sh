@@ -1,15 +1,17 @@
 #!/bin/sh
 # GPU training-speed benchmark, for the GPU machine (shared/GPU.md): the
-# engine's CUDA backend (build/bench/train_gpu: fp32 and tf32 modes) next
-# to PyTorch on the same work (shared/bench/torch_nb201_bench.py: the
-# NAS-Bench-201 network C 16 N 5, 32x32x3, batch B, SGD steps; eager and
-# CUDA-graph modes), alternating runs. Prints a Markdown table: median
+# engine's CUDA backend (build/bench/train_gpu: fp32 and tf32, eager and
+# with the step recorded as a CUDA graph) next to PyTorch on the same work
+# (shared/bench/torch_nb201_bench.py: the NAS-Bench-201 network C 16 N 5,
+# 32x32x3, batch B, SGD steps; eager and CUDA-graph modes), alternating
+# runs. Prints a Markdown table: median
 # images/s of each mode (min-max in brackets) and each engine mode's ratio
 # to PyTorch's eager fp32 (fp32cl) and to its strongest mode in the run.
 # Environment: BUILD (build), TORCH_BENCH (the torch script; default
 # ../shared/bench/torch_nb201_bench.py, else $BUILD/bench/torch_nb201_bench.py),
 # PYTHON (python3), BENCH_B (256), BENCH_STEPS (64), BENCH_REPS (3),
-# TORCH_MODES (fp32cl,bf16cl,graph_fp32cl,graph_bf16cl), ENGINE_MODES (fp32,tf32),
+# TORCH_MODES (fp32cl,bf16cl,graph_fp32cl,graph_bf16cl),
+# ENGINE_MODES (fp32,tf32,graph_fp32,graph_tf32),
 # GPU_LIBS (a folder of bench/gpu_libs.sh: on the engine's library path
 # only, so that PyTorch keeps the machine's own libraries).
 set -eu
@@ -20,7 +22,7 @@ B=${BENCH_B:-256}
 steps=${BENCH_STEPS:-64}
 reps=${BENCH_REPS:-3}
 tmodes=${TORCH_MODES:-fp32cl,bf16cl,graph_fp32cl,graph_bf16cl}
-emodes=${ENGINE_MODES:-fp32,tf32}
+emodes=${ENGINE_MODES:-fp32,tf32,graph_fp32,graph_tf32}
 engine=$build/bench/train_gpu
 torch_bench=${TORCH_BENCH:-$top/../shared/bench/torch_nb201_bench.py}
 [ -f "$torch_bench" ] || torch_bench=$build/bench/torch_nb201_bench.py

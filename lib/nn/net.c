@@ -485,19 +485,36 @@ int net_output(const Net *net)
 #define ACT(id) (net->acts + net->t[id].off)
 #define DACT(id) (net->dacts + net->t[id].goff)
 
-const float *net_forward(Net *net, const float *x, int train)
+/* Whether a pass applies drop-path masks. */
+static int dropping(const Net *net, int train)
+{
+    return train && net->drop_prob > 0 && net->nmasks;
+}
+
+void net_stage(Net *net, const float *x, int train)
 {
     const NnBackend *be = net->be;
-    void *ctx = be->ctx;
-    int drop = train && net->drop_prob > 0 && net->nmasks;
-    be->upload(ctx, ACT(0), x, numel(net, 0) * sizeof(float));
-    if (drop) {
+    be->upload(be->ctx, ACT(0), x, numel(net, 0) * sizeof(float));
+    if (dropping(net, train)) {
         /* every drop-path layer's mask, in layer order, in one upload */
         float keep = 1.0f - net->drop_prob;
         for (size_t k = 0; k < net->nmasks; k++)
             net->hmasks[k] = rng_uniform(&net->rng) < keep;
-        be->upload(ctx, net->masks, net->hmasks, net->nmasks);
+        be->upload(be->ctx, net->masks, net->hmasks, net->nmasks);
     }
+}
+
+const float *net_forward(Net *net, const float *x, int train)
+{
+    net_stage(net, x, train);
+    return net_forward_layers(net, train);
+}
+
+const float *net_forward_layers(Net *net, int train)
+{
+    const NnBackend *be = net->be;
+    void *ctx = be->ctx;
+    int drop = dropping(net, train);
     for (int i = 0; i < net->nlayers; i++) {
         const Layer *l = &net->layers[i];
         const NetTensor *in = &net->t[l->in[0]];

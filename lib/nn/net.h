@@ -78,6 +78,8 @@ typedef struct Net {
     uint8_t *hmasks;               /* (nmasks,) host: drawn here, uploaded once per forward */
     size_t nmasks, ntmp;
     float drop_prob;               /* drop-path probability in training (0: off) */
+    int graph;                     /* train_run records each epoch's step once and
+                                      replays it, where the backend has graphs (0: off) */
     Rng rng;                       /* drop-path masks; reseeded per epoch by the trainer */
     float bn_eps, bn_momentum;
     XErr err;                      /* the first building error */
@@ -116,6 +118,11 @@ size_t net_param_count(const Net *net);
  * statistics (and updates running ones). Returns the output tensor's data
  * (backend memory: download it to read it on a GPU). */
 const float *net_forward(Net *net, const float *x, int train);
+/* net_forward in two halves, for step graphs: net_stage uploads x and, in
+ * training with drop-path, this pass's masks; net_forward_layers runs the
+ * layers on what was staged (it only queues ops: a graph can record it). */
+void net_stage(Net *net, const float *x, int train);
+const float *net_forward_layers(Net *net, int train);
 /* Backward pass from the gradient of the last tensor (dout, same shape,
  * backend memory), after a training forward; gradients are zeroed first. */
 void net_backward(Net *net, const float *dout);

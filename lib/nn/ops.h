@@ -157,6 +157,18 @@ typedef struct NnBackend {
     /* Sum of squares of n values (gradient clipping), returned to the host:
      * it waits for the queued work. */
     double (*sumsq)(void *ctx, size_t n, const float *x);
+
+    /* Step graphs, optional (NULL in the CPU backend). Between graph_begin
+     * and graph_end the ops are recorded instead of run, into a graph that
+     * graph_run replays with the same pointers and scalars (a CUDA graph: a
+     * training step in one launch). Nothing may wait in between (download,
+     * sumsq, sync) or allocate. When the ops could not be recorded,
+     * graph_end fails with the reason and leaves the backend as before
+     * graph_begin: the caller runs them as usual instead. */
+    int (*graph_begin)(void *ctx, XErr *e);
+    int (*graph_end)(void *ctx, void **graph, XErr *e);
+    void (*graph_run)(void *ctx, void *graph);
+    void (*graph_free)(void *ctx, void *graph);
 } NnBackend;
 
 /* The CPU backend (OpenBLAS). threads > 0: convolutions split each batch's

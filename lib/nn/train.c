@@ -59,15 +59,38 @@ static int loss_bufs_init(LossBufs *d, const NnBackend *be, int batch, int k, XE
     return XE_OK;
 }
 
-/* Queues one pass over a batch: forward, loss, backward. */
-static void step_batch(Net *net, LossBufs *d, const float *x, const int32_t *y, int k, float smoothing)
+/* Queues a training pass's layers on what was staged: forward, loss, backward. */
+static void step_layers(Net *net, LossBufs *d, int k, float smoothing)
 {
     const NnBackend *be = net->be;
-    const float *logits;
-    be->upload(be->ctx, d->labels, y, (size_t)net->batch * sizeof *y);
-    logits = net_forward(net, x, 1);
-    be->xent(be->ctx, net->batch, k, logits, d->labels, smoothing, d->dl, d->loss, d->correct);
+    be->xent(be->ctx, net->batch, k, net_forward_layers(net, 1), d->labels, smoothing, d->dl, d->loss, d->correct);
     net_backward(net, d->dl);
+}
+
+/* Queues one pass over a batch: forward, loss, backward. With record set
+ * (*record non-zero) and no graph yet, the layers are recorded into *graph
+ * first; a graph is replayed rather than the layers queued again. A backend
+ * that cannot record clears *record: the layers then run as usual. */
+static void step_batch(Net *net, LossBufs *d, const float *x, const int32_t *y, int k, float smoothing, int *record,
+                       void **graph)
+{
+    const NnBackend *be = net->be;
+    be->upload(be->ctx, d->labels, y, (size_t)net->batch * sizeof *y);
+    net_stage(net, x, 1);
+    if (record && *record && !*graph) {
+        XErr ge = { 0 };
+        if (be->graph_begin(be->ctx, &ge) == XE_OK) {
+            step_layers(net, d, k, smoothing);
+            if (be->graph_end(be->ctx, graph, &ge))
+                *record = 0;
+        } else {
+            *record = 0;
+        }
+    }
+    if (*graph)
+        be->graph_run(be->ctx, *graph);
+    else
+        step_layers(net, d, k, smoothing);
 }
 
 int train_evaluate(Net *net, const TaskFile *t, Split split, const double *mean, const double *std,
@@ -134,6 +157,10 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
     LossBufs d = { 0 };
     size_t img = (size_t)t->h * t->w * t->c;
     int k = (int)t->classes, rc;
+    /* step graphs: one per epoch (drop-path's probability is recorded),
+     * recorded at its second step (the first sets up cuDNN and cuBLAS) */
+    int record = net->graph && be->graph_begin;
+    void *graph = NULL;
     long spe;
     float *x = calloc((size_t)net->batch * img, sizeof *x);
     int32_t *y = calloc((size_t)net->batch, sizeof *y);
@@ -170,15 +197,19 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
         long correct = 0, step = (long)epoch * spe;
         int full;
         batcher_epoch(&b, epoch);
+        if (graph) {
+            be->graph_free(be->ctx, graph);
+            graph = NULL;
+        }
         /* drop-path: its schedule and masks follow (seed, epoch) too */
         net->drop_prob = r->drop_path * (float)epoch / (float)r->epochs;
         rng_seed(&net->rng, r->seed * 0x2545f4914f6cdd1dull + (uint64_t)epoch);
         full = batcher_next(&b, x, y) == net->batch;
         while (full) {
-            int c;
+            int c, first = step == (long)epoch * spe;
             double lr = recipe_lr(r, step++, spe);
             float loss, scale = 1.0f;
-            step_batch(net, &d, x, y, k, r->label_smoothing);
+            step_batch(net, &d, x, y, k, r->label_smoothing, first ? NULL : &record, &graph);
             /* the next batch is made while a GPU backend runs this one */
             full = batcher_next(&b, x, y) == net->batch;
             be->download(be->ctx, &loss, d.loss, sizeof loss);
@@ -219,6 +250,8 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
         rc = train_evaluate(net, t, SPLIT_TEST, mean, std, &l, test_acc, e);
     }
 cleanup:
+    if (graph)
+        be->graph_free(be->ctx, graph);
     batcher_release(&b);
     loss_bufs_release(&d, be);
     free(x), free(y);

@@ -94,6 +94,59 @@ static int gpu_sync(void *ctx, XErr *e)
     return XE_OK;
 }
 
+/* Recording runs in thread-local capture mode: a call of this thread that
+ * is not allowed while recording fails the recording, not other threads'
+ * contexts. Errors of the recorded ops belong to the recording; they are
+ * dropped with it and the context's own error state is put back. */
+static int gpu_graph_begin(void *ctx, XErr *e)
+{
+    GpuCtx *c = ctx;
+    cudaError_t r;
+    if (c->err.code)
+        return xerr_set(e, c->err.code, "%s", c->err.msg);
+    r = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (r != cudaSuccess) {
+        cudaGetLastError();
+        return xerr_set(e, XE_FAIL, "cuda graph: cudaStreamBeginCapture: %s", cudaGetErrorString(r));
+    }
+    return XE_OK;
+}
+
+static int gpu_graph_end(void *ctx, void **graph, XErr *e)
+{
+    GpuCtx *c = ctx;
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t x = NULL;
+    cudaError_t r = cudaStreamEndCapture(c->stream, &g);
+    *graph = NULL;
+    if (r == cudaSuccess && !c->err.code)
+        r = cudaGraphInstantiate(&x, g, 0);
+    if (g)
+        cudaGraphDestroy(g);
+    if (r != cudaSuccess || c->err.code) {
+        xerr_set(e, XE_FAIL, "cuda graph: %s", c->err.code ? c->err.msg : cudaGetErrorString(r));
+        if (x)
+            cudaGraphExecDestroy(x);
+        xerr_clear(&c->err); /* gpu_graph_begin found it clear */
+        cudaGetLastError();
+        return XE_FAIL;
+    }
+    *graph = x;
+    return XE_OK;
+}
+
+static void gpu_graph_run(void *ctx, void *graph)
+{
+    GpuCtx *c = ctx;
+    gpu_check(c, cudaGraphLaunch((cudaGraphExec_t)graph, c->stream), "cudaGraphLaunch");
+}
+
+static void gpu_graph_free(void *ctx, void *graph)
+{
+    if (graph)
+        gpu_check(ctx, cudaGraphExecDestroy((cudaGraphExec_t)graph), "cudaGraphExecDestroy");
+}
+
 static const NnBackend gpu_table = {
     .name = "cuda",
     .alloc = gpu_alloc,
@@ -128,6 +181,10 @@ static const NnBackend gpu_table = {
     .mask_scale = gpu_mask_scale,
     .sgd = gpu_sgd,
     .sumsq = gpu_sumsq,
+    .graph_begin = gpu_graph_begin,
+    .graph_end = gpu_graph_end,
+    .graph_run = gpu_graph_run,
+    .graph_free = gpu_graph_free,
 };
 
 int nn_cuda_available(XErr *e)
