@@ -27,8 +27,8 @@ struct XferModel {
     XferConfig cfg;
     int ntasks;
     int fitted;
-    unsigned char *linear;  /* per task: 1 when its residual is linear in h (a ridge fit) */
-    int linear_cap;
+    unsigned char *kind;    /* per task: its residual's ResKind */
+    int kind_cap;
     Member *mem;            /* cfg.ensemble, built when fitted */
 };
 
@@ -92,6 +92,21 @@ int xfer_config_check(const XferConfig *c, XErr *e)
 
 /* ---- members ---- */
 
+/* What a task's residual is: the source tasks' MLP (and an MLP fit's), or
+ * a ridge fit's linear map of the code, or of the code and g_u's last
+ * hidden layer (g_u's output layer, in effect, lightly tuned). */
+typedef enum {
+    RES_MLP = 0,
+    RES_LINEAR = 1,
+    RES_LINEAR_GU = 2,
+} ResKind;
+
+/* Inputs of a residual of kind k. */
+static int res_inputs(const XferConfig *c, int k)
+{
+    return k == RES_LINEAR_GU && c->mlp_depth > 0 ? c->hidden + c->mlp : c->hidden;
+}
+
 /* The seed of member k's initialisation, of its batches, and of task t's
  * residual (independent streams of one config seed). */
 static uint64_t member_seed(const XferConfig *c, int k, uint64_t what)
@@ -100,7 +115,7 @@ static uint64_t member_seed(const XferConfig *c, int k, uint64_t what)
 }
 
 /* Task t's residual: one hidden layer of res_hidden, or linear. */
-static int member_add_task(Member *mb, const XferConfig *c, Rng *r, int task, int linear, XErr *e)
+static int member_add_task(Member *mb, const XferConfig *c, Rng *r, int task, int kind, XErr *e)
 {
     int rc;
     if (task == mb->res_cap) {
@@ -111,7 +126,7 @@ static int member_add_task(Member *mb, const XferConfig *c, Rng *r, int task, in
         mb->res = nr;
         mb->res_cap = cap;
     }
-    if ((rc = mlp_init(&mb->res[task], &mb->ps, c->hidden, c->res_hidden, linear ? 0 : 1, 1, r, e)))
+    if ((rc = mlp_init(&mb->res[task], &mb->ps, res_inputs(c, kind), c->res_hidden, kind == RES_MLP, 1, r, e)))
         return rc;
     mlp_zero_output(&mb->res[task], &mb->ps);
     return XE_OK;
@@ -125,7 +140,7 @@ static void member_release(Member *mb)
 }
 
 /* Builds member k's layers for ntasks tasks, freshly initialised. */
-static int member_build(Member *mb, const XferConfig *c, int k, int ntasks, const unsigned char *linear, XErr *e)
+static int member_build(Member *mb, const XferConfig *c, int k, int ntasks, const unsigned char *kind, XErr *e)
 {
     Rng r;
     int rc;
@@ -137,7 +152,7 @@ static int member_build(Member *mb, const XferConfig *c, int k, int ntasks, cons
         (rc = mlp_init(&mb->gu, &mb->ps, c->hidden, c->mlp, c->mlp_depth, 1, &r, e)))
         return rc;
     for (int t = 0; t < ntasks; t++)
-        if ((rc = member_add_task(mb, c, &r, t, linear[t], e)))
+        if ((rc = member_add_task(mb, c, &r, t, kind[t], e)))
             return rc;
     return XE_OK;
 }
@@ -156,22 +171,22 @@ static void members_free(XferModel *m)
 /* Room for task flags up to n tasks. */
 static int reserve_tasks(XferModel *m, int n, XErr *e)
 {
-    if (n > m->linear_cap) {
-        int cap = m->linear_cap ? m->linear_cap : 8;
-        unsigned char *nl;
+    if (n > m->kind_cap) {
+        int cap = m->kind_cap ? m->kind_cap : 8;
+        unsigned char *nk;
         while (cap < n)
             cap *= 2;
-        nl = realloc(m->linear, (size_t)cap);
-        if (!nl)
+        nk = realloc(m->kind, (size_t)cap);
+        if (!nk)
             return xerr_set(e, XE_FAIL, "out of memory for %d tasks", n);
-        memset(nl + m->linear_cap, 0, (size_t)(cap - m->linear_cap));
-        m->linear = nl;
-        m->linear_cap = cap;
+        memset(nk + m->kind_cap, 0, (size_t)(cap - m->kind_cap));
+        m->kind = nk;
+        m->kind_cap = cap;
     }
     return XE_OK;
 }
 
-/* Fresh members for ntasks tasks whose residual kinds m->linear holds. */
+/* Fresh members for ntasks tasks whose residual kinds m->kind holds. */
 static int members_build(XferModel *m, int ntasks, XErr *e)
 {
     int rc;
@@ -180,7 +195,7 @@ static int members_build(XferModel *m, int ntasks, XErr *e)
     if (!m->mem)
         return xerr_set(e, XE_FAIL, "out of memory for %d ensemble members", m->cfg.ensemble);
     for (int k = 0; k < m->cfg.ensemble; k++)
-        if ((rc = member_build(&m->mem[k], &m->cfg, k, ntasks, m->linear, e))) {
+        if ((rc = member_build(&m->mem[k], &m->cfg, k, ntasks, m->kind, e))) {
             members_free(m);
             return rc;
         }
@@ -207,7 +222,7 @@ void xfer_free(XferModel *m)
     if (!m)
         return;
     members_free(m);
-    free(m->linear);
+    free(m->kind);
     free(m);
 }
 
@@ -228,7 +243,7 @@ size_t xfer_param_count(const XferModel *m)
 
 /* Floats per member for a config and its tasks' residual kinds: the
  * layout member_build makes (checked against it on load). */
-static size_t param_count(const XferConfig *c, int ntasks, const unsigned char *linear)
+static size_t param_count(const XferConfig *c, int ntasks, const unsigned char *kind)
 {
     size_t V = (size_t)c->vocab, E = (size_t)c->embed, H = (size_t)c->hidden, M = (size_t)c->mlp;
     size_t R = (size_t)c->res_hidden, lstm = E * 4 * H + H * 4 * H + 4 * H;
@@ -236,7 +251,7 @@ static size_t param_count(const XferConfig *c, int ntasks, const unsigned char *
     size_t gu = c->mlp_depth ? H * M + M + (size_t)(c->mlp_depth - 1) * (M * M + M) + M + 1 : H + 1;
     size_t n = enc + dec + gu;
     for (int t = 0; t < ntasks; t++)
-        n += linear[t] ? H + 1 : H * R + R + R + 1;
+        n += kind[t] == RES_MLP ? H * R + R + R + 1 : (size_t)res_inputs(c, kind[t]) + 1;
     return n;
 }
 
@@ -292,17 +307,39 @@ static TVar heads_by_task(Tape *t, Member *mb, TVar code, const int *seg_task, c
     return tape_add(t, g, res);
 }
 
-/* g_u(h) + sum_i w_i r_i(h) (task < 0: weights; otherwise w = one-hot task;
- * w NULL and task < 0: g_u alone). No dropout. */
-static TVar heads_eval(Tape *t, Member *mb, int ntasks, TVar code, int task, const float *w)
+/* g_u(code) and its last hidden layer in *phi (the code when it has none):
+ * the ops of mlp_forward without dropout. */
+static TVar universal_forward(Tape *t, Member *mb, TVar code, TVar *phi)
 {
-    TVar f = mlp_forward(t, &mb->ps, &mb->gu, code, 0, NULL);
+    TVar x = code;
+    for (int k = 0; k < mb->gu.depth; k++)
+        x = tape_relu(t, linear_forward(t, &mb->ps, &mb->gu.layer[k], x));
+    *phi = x;
+    return linear_forward(t, &mb->ps, &mb->gu.layer[mb->gu.depth], x);
+}
+
+/* Task i's residual (no dropout); kind RES_LINEAR_GU also reads phi. */
+static TVar residual_forward(Tape *t, const XferModel *m, Member *mb, int i, TVar code, TVar phi)
+{
+    TVar in = code;
+    if (m->kind[i] == RES_LINEAR_GU && mb->gu.depth > 0) {
+        TVar xs[2] = {code, phi};
+        in = tape_concat_cols(t, xs, 2);
+    }
+    return mlp_forward(t, &mb->ps, &mb->res[i], in, 0, NULL);
+}
+
+/* g_u(h) + sum_i w_i r_i(h) (task < 0: weights;  otherwise w = one-hot task;
+ * w NULL and task < 0: g_u alone). No dropout. */
+static TVar heads_eval(Tape *t, const XferModel *m, Member *mb, TVar code, int task, const float *w)
+{
+    TVar phi, f = universal_forward(t, mb, code, &phi);
     if (task >= 0)
-        return tape_add(t, f, mlp_forward(t, &mb->ps, &mb->res[task], code, 0, NULL));
+        return tape_add(t, f, residual_forward(t, m, mb, task, code, phi));
     if (w)
-        for (int i = 0; i < ntasks; i++)
+        for (int i = 0; i < m->ntasks; i++)
             if (w[i] != 0.0f)
-                f = tape_add(t, f, tape_scale(t, mlp_forward(t, &mb->ps, &mb->res[i], code, 0, NULL), w[i]));
+                f = tape_add(t, f, tape_scale(t, residual_forward(t, m, mb, i, code, phi), w[i]));
     return f;
 }
 
@@ -475,7 +512,7 @@ int xfer_fit(XferModel *m, int ntasks, int n, const int *task, const int *tokens
         return rc;
     if ((rc = reserve_tasks(m, ntasks, e)))
         return rc;
-    memset(m->linear, 0, (size_t)ntasks);
+    memset(m->kind, RES_MLP, (size_t)ntasks);
     if ((rc = members_build(m, ntasks, e)))
         return rc;
     {
@@ -561,7 +598,7 @@ static int predict_common(const XferModel *m, int task, const float *w, int n, c
             const float *fv;
             tape_reset(t);
             code = seq_encode(t, &mb->ps, &mb->enc, tokens + (size_t)b0 * c->token_len, B, 0, NULL);
-            f = heads_eval(t, mb, m->ntasks, code, task, w);
+            f = heads_eval(t, m, mb, code, task, w);
             if ((rc = tape_status(t, e)))
                 goto cleanup;
             fv = tape_value(t, f);
@@ -687,7 +724,7 @@ int xfer_propose(const XferModel *m, int task, int n, const int *tokens_in, floa
             const float *g;
             tape_reset(t);
             hv = tape_input(t, B, H, h, 1);
-            f = heads_eval(t, mb, m->ntasks, hv, task, NULL);
+            f = heads_eval(t, m, mb, hv, task, NULL);
             if ((rc = tape_backward(t, f, ones, e)))
                 goto cleanup;
             g = tape_grad(t, hv);
@@ -726,20 +763,23 @@ void xfer_residual_default(XferResidualOpts *o)
                             .steps = 50};
 }
 
-/* Codes (n, hidden) and g_u's predictions (n) of member mb, no gradients. */
+/* Codes (n, hidden), g_u's predictions (n) and, with phi, g_u's last
+ * hidden layer (n, mlp) of member mb, no gradients. */
 static int codes_and_universal(Tape *t, Member *mb, const XferConfig *c, int n, const int *tokens, float *codes,
-                               float *g, XErr *e)
+                               float *g, float *phi, XErr *e)
 {
     for (int b0 = 0; b0 < n; b0 += XFER_EVAL_BATCH) {
         int B = n - b0 < XFER_EVAL_BATCH ? n - b0 : XFER_EVAL_BATCH;
-        TVar code, f;
+        TVar code, f, ph;
         tape_reset(t);
         code = seq_encode(t, &mb->ps, &mb->enc, tokens + (size_t)b0 * c->token_len, B, 0, NULL);
-        f = mlp_forward(t, &mb->ps, &mb->gu, code, 0, NULL);
+        f = universal_forward(t, mb, code, &ph);
         if (tape_status(t, e))
             return XE_FAIL;
         memcpy(codes + (size_t)b0 * c->hidden, tape_value(t, code), (size_t)B * c->hidden * sizeof *codes);
         memcpy(g + b0, tape_value(t, f), (size_t)B * sizeof *g);
+        if (phi)
+            memcpy(phi + (size_t)b0 * tape_cols(t, ph), tape_value(t, ph), (size_t)B * tape_cols(t, ph) * sizeof *phi);
     }
     return XE_OK;
 }
@@ -779,37 +819,42 @@ static void solve_upper(const double *l, int d, const double *z, double *w)
     }
 }
 
-/* The ridge residual of member mb: r(h) = w.h + b fitted to y - g_u(h),
- * the bias unpenalised; lambda > 0 fixed, otherwise chosen by exact
+/* The ridge residual of member k: r = w.x + b fitted to y - g_u(h), x the
+ * code (and g_u's last hidden layer for RES_LINEAR_GU), the bias
+ * unpenalised; lambda > 0 fixed, otherwise chosen by exact
  * leave-one-out error (e_i / (1 - H_ii)) over 1e-3 .. 1e5 and infinity
  * (the bias alone: g_u's ranking), preferring the larger on ties. */
-static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const float *y, float lambda, XErr *e)
+static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const float *y, float lambda, int kind,
+                            XErr *e)
 {
     const XferConfig *c = &m->cfg;
     Member *mb = &m->mem[k];
     const Linear *lin = &mb->res[m->ntasks].layer[0];
-    int H = c->hidden, d = H + 1, rc;
+    int H = c->hidden, in = res_inputs(c, kind), d = in + 1, rc;
     Tape *t = NULL;
     float *codes = malloc((size_t)n * H * sizeof *codes), *g = malloc((size_t)n * sizeof *g);
+    float *hid = in > H ? malloc((size_t)n * (in - H) * sizeof *hid) : NULL;
     double *phi = malloc((size_t)n * d * sizeof *phi), *r = malloc((size_t)n * sizeof *r);
     double *a = calloc((size_t)d * d, sizeof *a), *am = malloc((size_t)d * d * sizeof *am);
     double *l = malloc((size_t)d * d * sizeof *l), *b = calloc((size_t)d, sizeof *b);
     double *w = malloc((size_t)d * sizeof *w), *best = calloc((size_t)d, sizeof *best), *z = malloc((size_t)d * sizeof *z);
     double best_cv, mean = 0;
-    if (!codes || !g || !phi || !r || !a || !am || !l || !b || !w || !best || !z) {
+    if (!codes || !g || (in > H && !hid) || !phi || !r || !a || !am || !l || !b || !w || !best || !z) {
         rc = xerr_set(e, XE_FAIL, "out of memory for a ridge fit of %d rows", n);
         goto cleanup;
     }
     if ((rc = tape_new(&t, e)))
         goto cleanup;
     tape_freeze_params(t, 1);
-    if ((rc = codes_and_universal(t, mb, c, n, tokens, codes, g, e)))
+    if ((rc = codes_and_universal(t, mb, c, n, tokens, codes, g, hid, e)))
         goto cleanup;
     for (int i = 0; i < n; i++) {
         double *f = phi + (size_t)i * d;
         for (int j = 0; j < H; j++)
             f[j] = codes[(size_t)i * H + j];
-        f[H] = 1.0;
+        for (int j = H; j < in; j++)
+            f[j] = hid[(size_t)i * (in - H) + j - H];
+        f[in] = 1.0;
         r[i] = (double)y[i] - g[i];
         mean += r[i] / n;
         for (int p = 0; p < d; p++) {
@@ -819,7 +864,7 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
         }
     }
     /* infinity: the bias alone, whose leave-one-out error is n/(n-1) of the residual */
-    best[H] = mean;
+    best[in] = mean;
     best_cv = HUGE_VAL;
     if (n >= 3 && lambda <= 0) {
         best_cv = 0;
@@ -829,7 +874,7 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
     for (int li = 0; li < 9 && (lambda > 0 ? li == 0 : n >= 3); li++) {
         double lam = lambda > 0 ? lambda : pow(10.0, 5 - li), cv = 0;
         memcpy(am, a, (size_t)d * d * sizeof *am);
-        for (int j = 0; j < H; j++)
+        for (int j = 0; j < in; j++)
             am[(size_t)j * d + j] += lam;
         cholesky(am, d, l);
         solve_lower(l, d, b, z);
@@ -849,13 +894,14 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
             memcpy(best, w, (size_t)d * sizeof *best);
         }
     }
-    for (int j = 0; j < H; j++)
+    for (int j = 0; j < in; j++)
         tparams_value(&mb->ps, lin->w)[j] = (float)best[j];
-    tparams_value(&mb->ps, lin->b)[0] = (float)best[H];
+    tparams_value(&mb->ps, lin->b)[0] = (float)best[in];
 cleanup:
     tape_free(t);
     free(codes);
     free(g);
+    free(hid);
     free(phi);
     free(r);
     free(a);
@@ -887,7 +933,7 @@ static int fit_mlp_member(XferModel *m, int k, int n, const int *tokens, const f
         goto cleanup;
     /* The autoencoder is frozen: the codes are computed once. */
     tape_freeze_params(t, 1);
-    if ((rc = codes_and_universal(t, mb, c, n, tokens, codes, g, e)))
+    if ((rc = codes_and_universal(t, mb, c, n, tokens, codes, g, NULL, e)))
         goto cleanup;
     tape_freeze_params(t, 0);
     tparams_reset_adam(&mb->ps);
@@ -925,7 +971,7 @@ int xfer_fit_residual(XferModel *m, int n, const int *tokens, const float *y, co
                       int *task, XErr *e)
 {
     const XferConfig *c = &m->cfg;
-    int rc = XE_OK, linear = o->kind == XFER_RESIDUAL_RIDGE;
+    int rc = XE_OK, kind = o->kind == XFER_RESIDUAL_MLP ? RES_MLP : o->freeze_universal ? RES_LINEAR : RES_LINEAR_GU;
     if ((rc = check_fitted(m, e)))
         return rc;
     if (n < 0)
@@ -944,13 +990,14 @@ int xfer_fit_residual(XferModel *m, int n, const int *tokens, const float *y, co
     for (int k = 0; k < c->ensemble && !rc; k++) {
         Rng r;
         rng_seed(&r, member_seed(c, k, 3 + (uint64_t)m->ntasks));
-        rc = member_add_task(&m->mem[k], c, &r, m->ntasks, linear, e);
+        rc = member_add_task(&m->mem[k], c, &r, m->ntasks, kind, e);
     }
     for (int k = 0; k < c->ensemble && !rc && n > 0; k++)
-        rc = linear ? fit_ridge_member(m, k, n, tokens, y, o->lambda, e) : fit_mlp_member(m, k, n, tokens, y, o, e);
+        rc = kind == RES_MLP ? fit_mlp_member(m, k, n, tokens, y, o, e)
+                             : fit_ridge_member(m, k, n, tokens, y, o->lambda, kind, e);
     if (rc) {
         /* The new residual's parameters are the last ones: drop them. */
-        size_t keep = param_count(c, m->ntasks, m->linear);
+        size_t keep = param_count(c, m->ntasks, m->kind);
         for (int k = 0; k < c->ensemble; k++) {
             TParams *ps = &m->mem[k].ps;
             while (ps->n > 0 && ps->p[ps->n - 1].off >= keep)
@@ -960,7 +1007,7 @@ int xfer_fit_residual(XferModel *m, int n, const int *tokens, const float *y, co
         }
         return rc;
     }
-    m->linear[m->ntasks] = (unsigned char)linear;
+    m->kind[m->ntasks] = (unsigned char)kind;
     *task = m->ntasks++;
     return XE_OK;
 }
@@ -970,7 +1017,7 @@ int xfer_fit_residual(XferModel *m, int n, const int *tokens, const float *y, co
 #define XFER_MAGIC "XFERPRED"
 #define XFER_FORMAT 1
 /* magic, version, ntasks, 12 ints, 6 floats, seed, param count; then a
- * byte per task (1: linear residual), the parameters, the CRC-32 */
+ * byte per task (its ResKind), the parameters, the CRC-32 */
 #define XFER_HEADER (8 + 4 + 4 + 12 * 4 + 6 * 4 + 8 + 8)
 
 int xfer_save(const XferModel *m, void **buf, size_t *len, XErr *e)
@@ -1000,7 +1047,7 @@ int xfer_save(const XferModel *m, void **buf, size_t *len, XErr *e)
     }
     p = blob_put_u64(p, c->seed);
     p = blob_put_u64(p, (uint64_t)np);
-    memcpy(p, m->linear, (size_t)m->ntasks);
+    memcpy(p, m->kind, (size_t)m->ntasks);
     p += m->ntasks;
     for (int k = 0; k < c->ensemble; k++)
         for (size_t i = 0; i < np; i++)
@@ -1061,7 +1108,7 @@ int xfer_load(XferModel **out, const void *buf, size_t len, XErr *e)
         return xerr_set(e, XE_FAIL, "xfer model: truncated: %zu bytes, the header and task list alone are %zu",
                         len, (size_t)XFER_HEADER + ntasks);
     for (uint32_t t = 0; t < ntasks; t++)
-        if (p[t] > 1)
+        if (p[t] > RES_LINEAR_GU)
             return xerr_set(e, XE_FAIL, "xfer model: task %u has an unknown residual kind %d", t, p[t]);
     if (np != param_count(&c, (int)ntasks, p))
         return xerr_set(e, XE_FAIL, "xfer model: %llu parameters per member, its config needs %zu",
@@ -1074,7 +1121,7 @@ int xfer_load(XferModel **out, const void *buf, size_t len, XErr *e)
         return xerr_set(e, XE_FAIL, "xfer model: corrupt (CRC-32 mismatch)");
     if ((rc = xfer_new(&m, &c, e)) || (rc = reserve_tasks(m, (int)ntasks, e)))
         goto fail;
-    memcpy(m->linear, p, ntasks);
+    memcpy(m->kind, p, ntasks);
     p += ntasks;
     if ((rc = members_build(m, (int)ntasks, e)))
         goto fail;

@@ -101,31 +101,33 @@ int xfer_fit(XferModel *m, int ntasks, int n, const int *task, const int *tokens
              XferEpochFn fn, void *ctx, XErr *e);
 
 typedef enum {
-    /* r_new(h) = w.h + b, in closed form: ridge regression of y - g_u(h) on
-     * the code, the penalty chosen by exact leave-one-out error from
+    /* r_new linear, in closed form: ridge regression of y - g_u(h) on the
+     * code h, the penalty chosen by exact leave-one-out error from
      * 1e-3 .. 1e5 and infinity (g_u's ranking, only an offset fitted), so
-     * a few noisy evaluations cannot make the task worse than g_u by much.
-     * g_u stays frozen. The default. */
+     * a few noisy evaluations cannot make the task much worse than g_u.
+     * With freeze_universal 0 the regression also takes g_u's last hidden
+     * layer as input: g_u's output layer, in effect, tuned under the same
+     * penalty (g_u itself is not changed). The default. */
     XFER_RESIDUAL_RIDGE = 0,
     /* r_new an MLP like the source tasks' (output layer starting at zero),
-     * fitted by Adam with g_u frozen or tuned. */
+     * fitted by Adam with g_u frozen or tuned at universal_lr_scale. */
     XFER_RESIDUAL_MLP = 1,
 } XferResidualKind;
 
 typedef struct XferResidualOpts {
     XferResidualKind kind;
+    int freeze_universal;      /* 0: g_u lightly tuned (see the kinds) */
     float lambda;              /* ridge: a fixed penalty; 0: chosen by leave-one-out */
     /* mlp: */
-    int freeze_universal;      /* 1: only the new residual trains */
-    float universal_lr_scale;  /* otherwise g_u trains at lr times this (and
-                                * moves for every task: fit a copy, from
+    float universal_lr_scale;  /* g_u trains at lr times this when not frozen
+                                * (and moves for every task: fit a copy, from
                                 * xfer_clone, to keep the source model) */
     float lr, wd;
     float res_l2;              /* penalty on the new residual's outputs */
     int steps;                 /* full-batch Adam steps (batches of cfg.batch when n is larger) */
 } XferResidualOpts;
 
-/* Ridge with lambda by leave-one-out; for mlp: freeze_universal 1,
+/* Ridge with lambda by leave-one-out, g_u frozen; for mlp:
  * universal_lr_scale 0.1, lr 1e-2, wd 1e-3, res_l2 1, 50 steps. */
 void xfer_residual_default(XferResidualOpts *o);
 
@@ -160,7 +162,8 @@ int xfer_propose(const XferModel *m, int task, int n, const int *tokens_in, floa
                  int *tokens_out, XErr *e);
 
 /* A versioned little-endian blob (malloc'd, the caller frees): magic
- * "XFERPRED", format version, config, task count, every member's
+ * "XFERPRED", format version, config (threads aside: a loaded model has
+ * threads 0), task count, each task's residual kind, every member's
  * parameters, CRC-32. xfer_load checks all of it and names what is wrong
  * ("xfer model: truncated: expected 81234 bytes, got 512"); a loaded model
  * predicts bit-identically to the saved one. The optimiser state is not

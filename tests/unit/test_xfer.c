@@ -263,9 +263,9 @@ static void test_xfer_reconstruction(void **state)
 
 /* A new task: its residual starts at zero (prediction = g_u). Fitted on
  * k = 30 evaluations it ranks the task's held-out archs better than g_u
- * alone, by ridge (the default) and by an MLP with g_u frozen or tuned; on
- * k = 5 the ridge fit is not much worse than g_u (leave-one-out picks the
- * penalty). */
+ * alone: by ridge (the default) with g_u frozen or its output layer tuned,
+ * and by an MLP with g_u frozen or tuned; on k = 5 the ridge fits are not
+ * much worse than g_u (leave-one-out picks the penalty). */
 static void test_xfer_residual_beats_universal(void **state)
 {
     enum { K = 30, NEW = NSRC + 3 };
@@ -274,7 +274,7 @@ static void test_xfer_residual_beats_universal(void **state)
     int task;
     float y[K], gu[NHELD], r0[NHELD];
     XErr e = {0};
-    double rho_u, rho_ridge, rho_ridge5, rho_frozen, rho_tuned;
+    double rho_u, rho_ridge, rho_ridge5, rho_ridge_gu, rho_ridge_gu5, rho_frozen, rho_tuned;
     assert_int_equal(xfer_clone(&m, source_model(), &e), XE_OK);
     xfer_residual_default(&o);
 
@@ -294,6 +294,13 @@ static void test_xfer_residual_beats_universal(void **state)
     task_targets(NEW, 5, pool, y);
     assert_int_equal(xfer_fit_residual(m, 5, pool, y, &o, &task, &e), XE_OK);
     rho_ridge5 = heldout_spearman(m, task, NEW);
+    o.freeze_universal = 0;
+    assert_int_equal(xfer_fit_residual(m, 5, pool, y, &o, &task, &e), XE_OK);
+    rho_ridge_gu5 = heldout_spearman(m, task, NEW);
+    task_targets(NEW, K, pool, y);
+    assert_int_equal(xfer_fit_residual(m, K, pool, y, &o, &task, &e), XE_OK);
+    rho_ridge_gu = heldout_spearman(m, task, NEW);
+    o.freeze_universal = 1;
 
     task_targets(NEW, K, pool, y);
     o.kind = XFER_RESIDUAL_MLP;
@@ -305,14 +312,17 @@ static void test_xfer_residual_beats_universal(void **state)
     o.freeze_universal = 0;
     assert_int_equal(xfer_fit_residual(m, K, pool, y, &o, &task, &e), XE_OK);
     rho_tuned = heldout_spearman(m, task, NEW);
-    assert_int_equal(xfer_ntasks(m), NSRC + 5);
-    print_message("new task: universal %.3f; ridge k=5 %.3f, k=%d %.3f; mlp k=%d g_u frozen %.3f, tuned %.3f\n",
-                  rho_u, rho_ridge5, K, rho_ridge, K, rho_frozen, rho_tuned);
-    if (rho_ridge < rho_u + 0.05 || rho_frozen < rho_u + 0.03 || rho_tuned < rho_u + 0.03)
-        fail_msg("residual fits do not beat the universal part (%.3f): ridge %.3f, mlp %.3f, %.3f", rho_u,
-                 rho_ridge, rho_frozen, rho_tuned);
-    if (rho_ridge5 < rho_u - 0.03)
-        fail_msg("ridge on 5 evaluations: %.3f, much worse than the universal part %.3f", rho_ridge5, rho_u);
+    assert_int_equal(xfer_ntasks(m), NSRC + 7);
+    print_message("new task: universal %.3f; ridge k=5 %.3f, k=%d %.3f; ridge tuning g_u k=5 %.3f, k=%d %.3f; "
+                  "mlp k=%d g_u frozen %.3f, tuned %.3f\n",
+                  rho_u, rho_ridge5, K, rho_ridge, rho_ridge_gu5, K, rho_ridge_gu, K, rho_frozen, rho_tuned);
+    if (rho_ridge < rho_u + 0.05 || rho_ridge_gu < rho_u + 0.05 || rho_frozen < rho_u + 0.03 ||
+        rho_tuned < rho_u + 0.03)
+        fail_msg("residual fits do not beat the universal part (%.3f): ridge %.3f, %.3f, mlp %.3f, %.3f", rho_u,
+                 rho_ridge, rho_ridge_gu, rho_frozen, rho_tuned);
+    if (rho_ridge5 < rho_u - 0.03 || rho_ridge_gu5 < rho_u - 0.03)
+        fail_msg("ridge on 5 evaluations: %.3f, %.3f, much worse than the universal part %.3f", rho_ridge5,
+                 rho_ridge_gu5, rho_u);
     xfer_free(m);
 }
 
@@ -452,14 +462,22 @@ static void test_xfer_save_load_roundtrip(void **state)
     assert_int_equal(xfer_predict(m, ta, NHELD, held, a, NULL, &e), XE_OK);
     assert_int_equal(xfer_predict(back, tb, NHELD, held, b, NULL, &e), XE_OK);
     assert_memory_equal(a, b, sizeof a);
-    /* and the model with the new task round-trips too */
+    /* and the model with new tasks of every residual kind round-trips too */
+    o.freeze_universal = 0;
+    assert_int_equal(xfer_fit_residual(m, 20, pool, y, &o, &ta, &e), XE_OK);
+    o.kind = XFER_RESIDUAL_MLP;
+    assert_int_equal(xfer_fit_residual(m, 20, pool, y, &o, &ta, &e), XE_OK);
     free(buf);
     assert_int_equal(xfer_save(m, &buf, &len, &e), XE_OK);
     xfer_free(back);
     assert_int_equal(xfer_load(&back, buf, len, &e), XE_OK);
-    assert_int_equal(xfer_ntasks(back), 3);
-    assert_int_equal(xfer_predict(back, 2, NHELD, held, b, NULL, &e), XE_OK);
-    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(xfer_ntasks(back), 5);
+    for (int t = -1; t < 5; t++) {
+        assert_int_equal(xfer_predict(m, t, NHELD, held, a, as, &e), XE_OK);
+        assert_int_equal(xfer_predict(back, t, NHELD, held, b, bs, &e), XE_OK);
+        assert_memory_equal(a, b, sizeof a);
+        assert_memory_equal(as, bs, sizeof as);
+    }
     free(buf);
     xfer_free(back);
     xfer_free(m);
@@ -512,6 +530,9 @@ static void test_xfer_load_rejects(void **state)
     memcpy(bad, buf, len);
     bad[16 + 3 * 4] = 0;
     expect_load_error(bad, len, "xfer model: bad config: xfer config: hidden 0 is out of range");
+    memcpy(bad, buf, len);
+    bad[104] = 7; /* the first task's residual kind, after the 104-byte header */
+    expect_load_error(bad, len, "xfer model: task 0 has an unknown residual kind 7");
     memcpy(bad, buf, len);
     bad[len / 2] ^= 0x10;
     expect_load_error(bad, len, "xfer model: corrupt (CRC-32 mismatch)");
