@@ -11,7 +11,10 @@
  * algorithms are timed when the network is built), then timed steps.
  * Usage: train_gpu [--batch B] [--steps S] [--warm W] [--modes M,...]
  * (default fp32,tf32,graph_fp32,graph_tf32). One JSON line per mode, with
- * the torch script's fields. */
+ * the torch script's fields, plus the arithmetic rate that implies
+ * (tflop_per_s: 3 x 2 x the network's multiply-adds per image, as lib/space
+ * counts them, forward plus twice that backward, per second), to hold
+ * against the GPU's ceiling. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +91,7 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
     int graphed = !strncmp(mode, "graph_", 6), ops[6], rc, flags;
     const char *prec = mode + (graphed ? 6 : 0);
     void *graph = NULL;
+    SpaceCost cost = { 0, 0 };
     double t0, t1, dt = 0;
     float loss = 0;
     struct rusage ru;
@@ -108,8 +112,12 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
     for (size_t i = 0; i < NBATCH * (size_t)B; i++)
         y[i] = (int32_t)rng_below(&r, CLASSES);
     rc = nn_cuda_backend_new(0, flags, &be, e);
-    if (rc == XE_OK)
-        rc = nb201_parse(arch, ops, e);
+    if (rc == XE_OK && (rc = nb201_parse(arch, ops, e)) == XE_OK) {
+        SpaceArch a;
+        SpaceMacro m = { 16, 5, CLASSES, cin, hw, hw };
+        memcpy(a.nb201.ops, ops, sizeof ops);
+        rc = space_nb201.cost(&a, &m, &cost, e);
+    }
     t0 = now();
     if (rc == XE_OK)
         rc = net_init(&net, be, B, cin, hw, hw, e);
@@ -142,9 +150,10 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
     }
     if (rc == XE_OK) {
         getrusage(RUSAGE_SELF, &ru);
+        double ips = (double)B * steps / dt;
         printf("{\"engine\": \"xfernas\", \"mode\": \"%s\", \"B\": %d, \"arch\": \"%s\", \"img_per_s\": %.0f, "
-               "\"steps\": %d, \"loss\": %.3f, \"build_s\": %.2f, \"peak_rss_kb\": %ld}\n",
-               mode, B, arch, (double)B * steps / dt, steps, (double)loss, t1 - t0, ru.ru_maxrss);
+               "\"steps\": %d, \"loss\": %.3f, \"tflop_per_s\": %.2f, \"build_s\": %.2f, \"peak_rss_kb\": %ld}\n",
+               mode, B, arch, ips, steps, (double)loss, ips * 6.0 * (double)cost.flops / 1e12, t1 - t0, ru.ru_maxrss);
         fflush(stdout);
     }
     if (be) {
