@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "db/store.h"
 #include "model/metaset.h"
+#include "model/models.h"
 #include "model/xfer.h"
 #include "space/space.h"
 
@@ -195,42 +196,6 @@ static int fit_sources(const MetaSet *ms, const Opts *o, const char *use, int *m
     return metaset_fit(ms, use, map, &c, fit_epoch, &log, m, e);
 }
 
-/* ---- the models table ---- */
-
-static int model_store(Store *st, const MetaSet *ms, const XferModel *m, json_t *fitted, int64_t *id, XErr *e)
-{
-    const XferConfig *c = xfer_config(m);
-    void *blob = NULL;
-    size_t len = 0;
-    sqlite3_stmt *q = NULL;
-    char *fj = NULL, *cj = NULL;
-    json_t *cfg = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:I}", "embed", c->embed, "hidden",
-                            c->hidden, "mlp", c->mlp, "mlp_depth", c->mlp_depth, "res_hidden", c->res_hidden,
-                            "token_len", c->token_len, "alpha", (double)c->alpha, "lr", (double)c->lr, "epochs",
-                            c->epochs, "batch", c->batch, "ensemble", c->ensemble, "seed", (json_int_t)c->seed);
-    int rc = xfer_save(m, &blob, &len, e);
-    if (!rc && (!cfg || !(fj = json_dumps(fitted, JSON_COMPACT | JSON_SORT_KEYS)) ||
-                !(cj = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS))))
-        rc = xerr_set(e, XE_FAIL, "out of memory");
-    if (!rc && !(rc = store_prepare(st, &q,
-                                    "INSERT INTO models (kind, space, fitted_on, config, blob) VALUES"
-                                    " ('xfer', ?1, ?2, ?3, ?4) RETURNING id",
-                                    e))) {
-        sqlite3_bind_text(q, 1, ms->sp->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, fj, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, cj, -1, SQLITE_STATIC);
-        sqlite3_bind_blob64(q, 4, blob, len, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            *id = sqlite3_column_int64(q, 0);
-        else
-            rc = store_fail(st, e, "storing the model");
-        sqlite3_finalize(q);
-    }
-    json_decref(cfg);
-    free(fj), free(cj), free(blob);
-    return rc;
-}
-
 static int cmd_fit(int argc, char **argv, XErr *e)
 {
     static const int allowed[] = { O_SPACE, O_SOURCES, O_TARGET, O_PROTOCOL, O_EPOCHS, O_ENSEMBLE,
@@ -243,7 +208,7 @@ static int cmd_fit(int argc, char **argv, XErr *e)
     int *map = NULL, rc = parse_opts(argc, argv, "fit", allowed, &o, e), target = -1, ttask = -1;
     double t0 = now_mono(), tmean = 0, tstd = 1;
     int64_t id = 0;
-    json_t *fitted = NULL, *tasks;
+    json_t *fitted = NULL;
     if (rc)
         goto out;
     if ((rc = store_open(&st, db_path, 0, e)))
@@ -298,14 +263,7 @@ static int cmd_fit(int argc, char **argv, XErr *e)
         if (rc)
             goto done;
     }
-    tasks = json_array();
-    for (int t = 0; t < ms.ntasks; t++)
-        if (use[t])
-            json_array_append_new(tasks, json_pack("{s:s,s:i,s:i,s:f,s:f}", "name", ms.tasks[t].name, "task", map[t],
-                                                   "runs", ms.tasks[t].n, "mean", ms.tasks[t].mean, "std",
-                                                   ms.tasks[t].std));
-    fitted = json_pack("{s:s,s:s,s:o,s:I,s:f}", "protocol", ms.protocol, "protocol_hash", ms.protocol_hash, "tasks",
-                       tasks, "seed", (json_int_t)o.seed, "seconds", now_mono() - t0);
+    fitted = models_fitted_on(&ms, use, map, (uint64_t)o.seed, now_mono() - t0);
     if (fitted && target >= 0)
         json_object_set_new(fitted, "target", json_pack("{s:s,s:i,s:i,s:f,s:f}", "name", o.target, "task", ttask, "runs",
                                                         ms.tasks[target].n, "mean", tmean, "std", tstd));
@@ -315,7 +273,7 @@ static int cmd_fit(int argc, char **argv, XErr *e)
         rc = xerr_set(e, XE_FAIL, "out of memory");
         goto done;
     }
-    if ((rc = model_store(&st, &ms, m, fitted, &id, e)))
+    if ((rc = models_add(&st, ms.sp->name, m, fitted, &id, e)))
         goto done;
     if (o.json) {
         json_object_set_new(fitted, "model", json_integer(id));
@@ -345,60 +303,6 @@ out:
 
 /* ---- score ---- */
 
-/* A stored model and what it was fitted on. */
-typedef struct Loaded {
-    int64_t id;
-    XferModel *m;
-    json_t *fitted;
-    char protocol_hash[65];
-} Loaded;
-
-static int model_load(Store *st, const char *space, long want, Loaded *l, XErr *e)
-{
-    sqlite3_stmt *q = NULL;
-    int rc;
-    memset(l, 0, sizeof *l);
-    if (store_prepare(st, &q,
-                      want ? "SELECT id, space, fitted_on, blob FROM models WHERE kind = 'xfer' AND id = ?2"
-                           : "SELECT id, space, fitted_on, blob FROM models WHERE kind = 'xfer' AND space = ?1"
-                             " ORDER BY id DESC LIMIT 1",
-                      e))
-        return e->code;
-    sqlite3_bind_text(q, 1, space, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, want);
-    if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
-        sqlite3_finalize(q);
-        if (rc != SQLITE_DONE)
-            return store_fail(st, e, "reading models");
-        return want ? xerr_set(e, XE_FAIL, "no model %ld in '%s'", want, st->path)
-                    : xerr_set(e, XE_FAIL, "no fitted %s model in '%s' (run 'xfer-predict fit --space %s' first)",
-                               space, st->path, space);
-    }
-    l->id = sqlite3_column_int64(q, 0);
-    if (strcmp((const char *)sqlite3_column_text(q, 1), space)) {
-        rc = xerr_set(e, XE_FAIL, "model %lld was fitted for space %s, not %s", (long long)l->id,
-                      (const char *)sqlite3_column_text(q, 1), space);
-    } else if (!(l->fitted = json_loads((const char *)sqlite3_column_text(q, 2), 0, NULL))) {
-        rc = xerr_set(e, XE_FAIL, "model %lld: its fitted_on record is not JSON", (long long)l->id);
-    } else {
-        XErr le = { 0 };
-        rc = xfer_load(&l->m, sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), &le);
-        if (rc)
-            xerr_set(e, XE_FAIL, "model %lld: %s", (long long)l->id, le.msg);
-        snprintf(l->protocol_hash, sizeof l->protocol_hash, "%s",
-                 json_string_value(json_object_get(l->fitted, "protocol_hash")) ?: "");
-    }
-    sqlite3_finalize(q);
-    return rc;
-}
-
-static void loaded_free(Loaded *l)
-{
-    xfer_free(l->m);
-    json_decref(l->fitted);
-    memset(l, 0, sizeof *l);
-}
-
 /* How a dataset is predicted: a task of the model (its residual) with
  * the accuracy scale, or g_u alone (task -1). */
 typedef struct Scorer {
@@ -407,7 +311,7 @@ typedef struct Scorer {
     const char *how;
 } Scorer;
 
-static int scorer_for(Store *st, Loaded *l, const Space *sp, const char *dataset, Scorer *s, XErr *e)
+static int scorer_for(Store *st, StoredModel *l, const Space *sp, const char *dataset, Scorer *s, XErr *e)
 {
     json_t *tasks = json_object_get(l->fitted, "tasks"), *target = json_object_get(l->fitted, "target"), *t;
     size_t i;
@@ -478,7 +382,7 @@ static int cmp_pending(const void *a, const void *b)
 }
 
 /* Predicts recs [from, n) in batches and prints them unless top is set. */
-static int score_flush(const Loaded *l, const Scorer *s, const Space *sp, Pending *p, int from, int n, int print,
+static int score_flush(const StoredModel *l, const Scorer *s, const Space *sp, Pending *p, int from, int n, int print,
                        XErr *e)
 {
     enum { B = 4096 };
@@ -515,7 +419,7 @@ static int cmd_score(int argc, char **argv, XErr *e)
     static const int allowed[] = { O_SPACE, O_DATASET, O_MODEL, O_SAMPLE, O_SEED, O_TOP, 0 };
     Opts o;
     Store st;
-    Loaded l = { 0 };
+    StoredModel l = { 0 };
     Scorer s;
     const Space *sp;
     Pending *p = NULL;
@@ -528,7 +432,7 @@ static int cmd_score(int argc, char **argv, XErr *e)
     sp = space_find(o.space);
     if ((rc = store_open(&st, db_path, 0, e)))
         return rc;
-    if ((rc = model_load(&st, sp->name, o.model, &l, e)) || (rc = scorer_for(&st, &l, sp, o.dataset, &s, e)))
+    if ((rc = models_load(&st, sp->name, o.model, &l, e)) || (rc = scorer_for(&st, &l, sp, o.dataset, &s, e)))
         goto out;
     if (o.sample) {
         /* distinct archs by index */
@@ -633,7 +537,7 @@ out:
     for (int i = 0; i < n; i++)
         json_decref(p[i].rec);
     free(p);
-    loaded_free(&l);
+    stored_model_release(&l);
     store_close(&st);
     return rc;
 }
