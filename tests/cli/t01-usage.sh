@@ -1,4 +1,4 @@
-# Usage, exit codes, and placeholders that do not pretend to work.
+# Usage and exit codes of every tool.
 run ingest --help
 expect_rc 0
 grep -q '^usage: xfer-ingest' "$out" && ok || bad "--help prints no usage"
@@ -34,10 +34,17 @@ run train-meta --db "$T/none.db" status
 expect_rc 1
 expect_err_match "xfer-train-meta: database '$T/none.db': No such file or directory"
 expect_absent "$T/none.db"
-for tool in predict search; do
-    run "$tool" run
-    expect_rc 2
-    grep -q "not implemented yet" "$err" && ok || bad "$tool does not say it is not implemented"
-    run "$tool" --help
-    expect_rc 0
-done
+run predict frobnicate
+expect_rc 2
+expect_err_line "xfer-predict: unknown command 'frobnicate' (fit, score, eval)"
+run predict --help
+expect_rc 0
+run search frobnicate
+expect_rc 2
+expect_err_line "xfer-search: unknown command 'frobnicate' (run, bench)"
+run search --help
+expect_rc 0
+grep -q '^usage: xfer-search' "$out" && ok || bad "search --help prints no usage"
+run search run --target x
+expect_rc 2
+expect_err_line "xfer-search: run: --budget K is required (see 'xfer-search --help')"

@@ -1,0 +1,475 @@
+/* The search over the store: the target, its protocol and macro, the
+ * universal model (found in the models table or fitted and stored), the
+ * searches row that identifies a search, its recorded steps, and the two
+ * evaluators (recorded accuracies, or training through the run queue). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model/metaset.h"
+#include "model/models.h"
+#include "search/search.h"
+#include "search/target.h"
+
+static double now_unix(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+}
+
+/* ---- the searches row ---- */
+
+/* The config that identifies a search (canonical JSON; caller frees). */
+static char *search_key(const SearchRunOpts *o, const SearchTarget *t)
+{
+    json_t *j = json_pack("{s:I,s:s,s:I,s:I,s:s,s:s,s:I}", "budget", (json_int_t)o->budget, "evaluator",
+                          o->evaluator == SEARCH_EVAL_TABLE ? "table" : "train", "max_flops",
+                          (json_int_t)o->max_flops, "max_params", (json_int_t)o->max_params, "objectives",
+                          o->multi ? "acc,flops" : "acc", "protocol_hash", t->protocol_hash, "seed",
+                          (json_int_t)o->seed);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* The newest search with this key: *id (0: none), *done, *model_id. */
+static int search_find(Store *st, const SearchTarget *t, SearchOptimizer opt, const char *key, int64_t *id, int *done,
+                       int64_t *model_id, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    *id = 0, *done = 0, *model_id = 0;
+    if (store_prepare(st, &q,
+                      "SELECT id, status = 'done', coalesce(model_id, 0) FROM searches WHERE dataset_id = ?1"
+                      " AND space = ?2 AND optimizer = ?3 AND config = ?4 AND status != 'failed'"
+                      " ORDER BY id DESC LIMIT 1",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, t->dataset_id);
+    sqlite3_bind_text(q, 2, t->sp->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, search_optimizer_names[opt], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, key, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *id = sqlite3_column_int64(q, 0);
+        *done = sqlite3_column_int(q, 1);
+        *model_id = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? XE_OK : store_fail(st, e, "reading searches");
+}
+
+static int search_insert(Store *st, const SearchTarget *t, SearchOptimizer opt, const char *key, int64_t model_id,
+                         int64_t *id, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    if (store_prepare(st, &q,
+                      "INSERT INTO searches (dataset_id, space, optimizer, config, model_id) VALUES"
+                      " (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, t->dataset_id);
+    sqlite3_bind_text(q, 2, t->sp->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, search_optimizer_names[opt], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, key, -1, SQLITE_STATIC);
+    if (model_id)
+        sqlite3_bind_int64(q, 5, model_id);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return store_fail(st, e, "adding the search");
+    }
+    *id = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return XE_OK;
+}
+
+/* ---- steps ---- */
+
+static int outcome_push(SearchOutcome *out, const SearchStep *s, const char *arch, XErr *e)
+{
+    SearchStep *ns = realloc(out->steps, (size_t)(out->n + 1) * sizeof *ns);
+    char **na = ns ? realloc(out->arch_str, (size_t)(out->n + 1) * sizeof *na) : NULL;
+    if (ns)
+        out->steps = ns;
+    if (!na)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    out->arch_str = na;
+    if (!(na[out->n] = strdup(arch)))
+        return xerr_set(e, XE_FAIL, "out of memory");
+    out->steps[out->n++] = *s;
+    return XE_OK;
+}
+
+static double col_num(sqlite3_stmt *q, int i)
+{
+    return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
+}
+
+/* The recorded steps, in order; *pending: a step whose run is not
+ * finished (the last one, after a kill), else -1. */
+static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, SearchOutcome *out, int *pending, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = XE_OK, step;
+    *pending = -1;
+    if (store_prepare(st, &q,
+                      "SELECT s.step, a.arch, coalesce(s.run_id, 0), s.predicted, s.predicted_std, s.observed,"
+                      " coalesce(r.status, '') FROM search_steps s JOIN archs a ON a.id = s.arch_id"
+                      " LEFT JOIN runs r ON r.id = s.run_id WHERE s.search_id = ?1 ORDER BY s.step",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, search_id);
+    while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        SearchStep s;
+        SpaceCost c;
+        const char *arch = (const char *)sqlite3_column_text(q, 1), *status = (const char *)sqlite3_column_text(q, 6);
+        memset(&s, 0, sizeof s);
+        if (sqlite3_column_int(q, 0) != out->n) {
+            rc = xerr_set(e, XE_FAIL, "search %lld: step %d is missing", (long long)search_id, out->n);
+            break;
+        }
+        if ((rc = t->sp->parse(arch, &s.arch, e)) || (rc = t->sp->cost(&s.arch, &t->macro, &c, e)))
+            break;
+        s.run_id = sqlite3_column_int64(q, 2);
+        s.pred = col_num(q, 3);
+        s.pred_std = col_num(q, 4);
+        s.acc = col_num(q, 5);
+        s.params = (double)c.params;
+        s.flops = (double)c.flops;
+        if (!isfinite(s.acc) && (!strcmp(status, "planned") || !strcmp(status, "running")))
+            *pending = out->n;
+        rc = outcome_push(out, &s, arch, e);
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = store_fail(st, e, "reading search steps");
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int step_insert(Store *st, int64_t search_id, int step, int64_t arch_id, const SearchStep *s, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    if (store_prepare(st, &q,
+                      "INSERT INTO search_steps (search_id, step, arch_id, run_id, predicted, predicted_std, observed)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, search_id);
+    sqlite3_bind_int(q, 2, step);
+    sqlite3_bind_int64(q, 3, arch_id);
+    if (s->run_id)
+        sqlite3_bind_int64(q, 4, s->run_id);
+    if (isfinite(s->pred))
+        sqlite3_bind_double(q, 5, s->pred);
+    if (isfinite(s->pred_std))
+        sqlite3_bind_double(q, 6, s->pred_std);
+    if (isfinite(s->acc))
+        sqlite3_bind_double(q, 7, s->acc);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        sqlite3_finalize(q);
+        return store_fail(st, e, "recording a search step");
+    }
+    sqlite3_finalize(q);
+    return XE_OK;
+}
+
+/* A done run of the arch on the target under the protocol (the table
+ * evaluator's record): *run_id, 0 when none. */
+static int recorded_run(Store *st, const SearchTarget *t, int64_t arch_id, int64_t *run_id, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (store_prepare(st, &q,
+                      "SELECT min(id) FROM runs WHERE arch_id = ?1 AND dataset_id = ?2 AND protocol_id = ?3"
+                      " AND status = 'done' AND valid_acc IS NOT NULL",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, arch_id);
+    sqlite3_bind_int64(q, 2, t->dataset_id);
+    sqlite3_bind_int64(q, 3, t->protocol_id);
+    rc = sqlite3_step(q);
+    *run_id = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? XE_OK : store_fail(st, e, "reading runs");
+}
+
+/* Records a proposal: the table evaluator's observed accuracy now; the
+ * train evaluator's run planned (seed 0) with the step, in one
+ * transaction. */
+static int step_record(Store *st, const SearchTarget *t, const SearchRunOpts *o, int64_t search_id, int step,
+                       SearchStep *s, char canon[1024], XErr *e)
+{
+    char hash[65];
+    int64_t arch_id;
+    int rc;
+    if (space_arch_hash(t->sp, &s->arch, canon, 1024, hash, e) || store_begin(st, e))
+        return e->code;
+    if (!(rc = store_arch_id(st, t->sp->name, canon, hash, &arch_id, e))) {
+        if (o->evaluator == SEARCH_EVAL_TABLE) {
+            rc = recorded_run(st, t, arch_id, &s->run_id, e);
+        } else {
+            PlanStats ps = { 0, 0 };
+            rc = queue_plan(st, arch_id, t->dataset_id, t->protocol_id, 0, &s->run_id, &ps, e);
+        }
+    }
+    if (!rc)
+        rc = step_insert(st, search_id, step, arch_id, s, e);
+    if (rc) {
+        store_rollback(st);
+        return rc;
+    }
+    return store_commit(st, e);
+}
+
+/* The run's status, accuracy, lease and error. */
+static int run_state(Store *st, int64_t run_id, char status[32], double *acc, double *lease, char err[256], XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (store_prepare(st, &q, "SELECT status, valid_acc, coalesce(lease_until, 0), coalesce(error, '') FROM runs"
+                              " WHERE id = ?1",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, run_id);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        snprintf(status, 32, "%s", (const char *)sqlite3_column_text(q, 0));
+        *acc = col_num(q, 1);
+        *lease = sqlite3_column_double(q, 2);
+        snprintf(err, 256, "%s", (const char *)sqlite3_column_text(q, 3));
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? xerr_set(e, XE_FAIL, "run %lld is gone from the store", (long long)run_id)
+                                 : store_fail(st, e, "reading a run");
+    return XE_OK;
+}
+
+/* Trains the step's run (only that one) until it is done or failed; a run
+ * another worker holds (a killed search's, until its lease runs out) is
+ * waited for. s->acc: the validation accuracy, NAN if it failed. */
+static int step_train(Store *st, const SearchRunOpts *o, int64_t search_id, int step, SearchStep *s, XErr *e)
+{
+    WorkOpts w = o->work;
+    int said = 0;
+    w.only = &s->run_id;
+    w.nonly = 1;
+    w.max_runs = 0;
+    for (;;) {
+        char status[32] = "", why[256] = "";
+        double acc = NAN, lease = 0;
+        WorkStats ws;
+        int rc;
+        if ((rc = run_state(st, s->run_id, status, &acc, &lease, why, e)))
+            return rc;
+        if (!strcmp(status, "done")) {
+            sqlite3_stmt *q = NULL;
+            s->acc = acc;
+            if (store_prepare(st, &q, "UPDATE search_steps SET observed = ?3 WHERE search_id = ?1 AND step = ?2", e))
+                return e->code;
+            sqlite3_bind_int64(q, 1, search_id);
+            sqlite3_bind_int(q, 2, step);
+            if (isfinite(acc))
+                sqlite3_bind_double(q, 3, acc);
+            rc = sqlite3_step(q);
+            sqlite3_finalize(q);
+            return rc == SQLITE_DONE ? XE_OK : store_fail(st, e, "recording an observation");
+        }
+        if (strcmp(status, "planned") && strcmp(status, "running")) {
+            s->acc = NAN;
+            if (o->log)
+                fprintf(o->log, "xfer-search: run %lld %s%s%s: the step counts, without an accuracy\n",
+                        (long long)s->run_id, status, *why ? ": " : "", why);
+            return XE_OK;
+        }
+        if (!strcmp(status, "running") && lease > now_unix()) {
+            /* someone else holds it: wait for it to finish or its lease to lapse */
+            if (!said && o->log)
+                fprintf(o->log, "xfer-search: run %lld is held by another worker (lease %.0f s more): waiting\n",
+                        (long long)s->run_id, lease - now_unix());
+            said = 1;
+            if ((rc = xerr_check_interrupt(e)))
+                return rc;
+            usleep(200000);
+            continue;
+        }
+        if ((rc = worker_run(st, &w, NULL, &ws, e)))
+            return rc;
+    }
+}
+
+/* ---- the loop ---- */
+
+static void log_step(const SearchRunOpts *o, const SearchOutcome *out, double best)
+{
+    const SearchStep *s = &out->steps[out->n - 1];
+    if (!o->log)
+        return;
+    fprintf(o->log, "xfer-search: %d/%ld %s", out->n, o->budget, out->arch_str[out->n - 1]);
+    if (isfinite(s->pred))
+        fprintf(o->log, " predicted %.4f", s->pred);
+    if (isfinite(s->acc))
+        fprintf(o->log, " observed %.4f", s->acc);
+    else
+        fprintf(o->log, " failed");
+    fprintf(o->log, " (best %.4f)\n", best);
+}
+
+static int search_finish(Store *st, int64_t id, const SearchOutcome *out, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int best = -1, rc;
+    for (int i = 0; i < out->n; i++)
+        if (isfinite(out->steps[i].acc) && (best < 0 || out->steps[i].acc > out->steps[best].acc))
+            best = i;
+    if (store_prepare(st, &q,
+                      "UPDATE searches SET status = 'done', finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),"
+                      " best_arch_id = (SELECT arch_id FROM search_steps WHERE search_id = ?1 AND step = ?2)"
+                      " WHERE id = ?1",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int(q, 2, best);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? XE_OK : store_fail(st, e, "finishing the search");
+}
+
+int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
+{
+    SearchTarget t;
+    SearchPool pool;
+    SearchConfig c;
+    Searcher *s = NULL;
+    StoredModel sm = { 0 };
+    char *key = NULL;
+    int rc, done = 0, pending = -1;
+    int64_t model_id = 0;
+    double best = -INFINITY;
+    memset(out, 0, sizeof *out);
+    memset(&pool, 0, sizeof pool);
+    out->opt = o->opt;
+    out->sp = o->sp;
+    snprintf(out->dataset, sizeof out->dataset, "%s", o->target);
+    if (o->budget < 1)
+        return xerr_set(e, XE_USAGE, "--budget: %ld: a search needs at least one evaluation", o->budget);
+    if ((rc = search_target_open(st, o->target, o->sp, o->protocol, o->evaluator == SEARCH_EVAL_TRAIN, o->min_runs,
+                                 &t, e)))
+        return rc;
+    if (o->opt == SEARCH_XFER && !t.nsources) {
+        if (!o->allow_no_transfer) {
+            rc = search_target_no_sources(&t, o->min_runs, e);
+            goto cleanup;
+        }
+        if (o->log)
+            fprintf(o->log, "xfer-search: no source tasks to transfer to '%s' from: searching with nao\n", o->target);
+        out->opt = SEARCH_NAO;
+    }
+    if (o->evaluator == SEARCH_EVAL_TABLE)
+        rc = search_pool_table(&pool, o->sp, &t.macro, o->max_params, o->max_flops, t.tn, t.ttok, e);
+    else
+        rc = search_pool_space(&pool, o->sp, &t.macro, o->max_params, o->max_flops, e);
+    if (rc)
+        goto cleanup;
+    if (!(key = search_key(o, &t))) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto cleanup;
+    }
+    if ((rc = search_find(st, &t, out->opt, key, &out->search_id, &done, &model_id, e)))
+        goto cleanup;
+    if (out->opt == SEARCH_XFER) {
+        /* a resumed search predicts with the model it started with */
+        if (model_id)
+            rc = models_load(st, o->sp->name, model_id, &sm, e);
+        else
+            rc = search_target_universal(st, &t, o->log, &sm, e);
+        if (rc)
+            goto cleanup;
+    }
+    if (!out->search_id) {
+        if ((rc = search_insert(st, &t, out->opt, key, sm.id, &out->search_id, e)))
+            goto cleanup;
+    } else if ((rc = steps_load(st, &t, out->search_id, out, &pending, e))) {
+        goto cleanup;
+    }
+    out->resumed = out->n;
+    for (int i = 0; i < out->n; i++)
+        if (isfinite(out->steps[i].acc) && out->steps[i].acc > best)
+            best = out->steps[i].acc;
+    if (done) {
+        if (o->log)
+            fprintf(o->log, "xfer-search: search %lld was finished before: its result\n", (long long)out->search_id);
+        goto cleanup;
+    }
+    if (o->log)
+        fprintf(o->log, "xfer-search: search %lld: %s on '%s' (%s evaluator, protocol '%s' %.12s), %s%d of %ld done\n",
+                (long long)out->search_id, search_optimizer_names[out->opt], o->target,
+                o->evaluator == SEARCH_EVAL_TABLE ? "table" : "train", t.protocol_name, t.protocol_hash,
+                out->n ? "resumed: " : "", out->n, o->budget);
+    search_config_default(&c, out->opt, o->seed);
+    c.multi = o->multi;
+    c.explore = o->explore;
+    c.universal = sm.m;
+    c.zs_mean = t.zs_mean;
+    c.zs_std = t.zs_std;
+    if ((rc = searcher_new(&s, &c, &pool, e)))
+        goto cleanup;
+    if (pending >= 0) {
+        SearchStep *p = &out->steps[pending];
+        if (o->log)
+            fprintf(o->log, "xfer-search: step %d's run %lld was not finished: training it\n", pending + 1,
+                    (long long)p->run_id);
+        if ((rc = step_train(st, o, out->search_id, pending, p, e)))
+            goto cleanup;
+        if (isfinite(p->acc) && p->acc > best)
+            best = p->acc;
+        log_step(o, out, best);
+    }
+    while (out->n < o->budget) {
+        SearchStep step;
+        char canon[1024];
+        XErr ne = { 0 };
+        if ((rc = xerr_check_interrupt(e)))
+            goto cleanup;
+        if ((rc = searcher_next(s, out->steps, out->n, &step, &ne))) {
+            if (rc != XE_FAIL || (pool.n && out->n < pool.n)) {
+                *e = ne;
+                goto cleanup;
+            }
+            /* the table (or every cell the constraints allow) is used up */
+            if (o->log)
+                fprintf(o->log, "xfer-search: %s: stopping after %d evaluations\n", ne.msg, out->n);
+            rc = XE_OK;
+            break;
+        }
+        if (o->evaluator == SEARCH_EVAL_TABLE)
+            step.acc = search_target_lookup(&t, &pool, &step.arch);
+        if ((rc = step_record(st, &t, o, out->search_id, out->n, &step, canon, e)) ||
+            (rc = outcome_push(out, &step, canon, e)))
+            goto cleanup;
+        if (o->evaluator == SEARCH_EVAL_TRAIN &&
+            (rc = step_train(st, o, out->search_id, out->n - 1, &out->steps[out->n - 1], e)))
+            goto cleanup;
+        if (isfinite(out->steps[out->n - 1].acc) && out->steps[out->n - 1].acc > best)
+            best = out->steps[out->n - 1].acc;
+        log_step(o, out, best);
+    }
+    rc = search_finish(st, out->search_id, out, e);
+cleanup:
+    searcher_free(s);
+    stored_model_release(&sm);
+    search_pool_release(&pool);
+    search_target_close(&t);
+    free(key);
+    return rc;
+}
+
+void search_outcome_release(SearchOutcome *o)
+{
+    for (int i = 0; i < o->n; i++)
+        free(o->arch_str[i]);
+    free(o->arch_str), free(o->steps);
+    memset(o, 0, sizeof *o);
+}
