@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "db/store.h"
 #include "meta/meta.h"
+#include "nn/device.h"
 #include "space/space.h"
 
 static const char *const tool = "xfer-train-meta";
@@ -34,7 +35,7 @@ static const char usage[] =
     "  run  plan + work in one call, on the planned runs only; with archs on\n"
     "       stdin, each input line comes back with the results added\n"
     "  proxies --dataset NAME [--space S --sample N [--seed S]] [--seeds K]\n"
-    "       [--protocol P] [--set KEY=VALUE]... [--batch B] [--threads T]\n"
+    "       [--protocol P] [--set KEY=VALUE]... [--batch B] [--device D] [--threads T]\n"
     "      training-free scores at initialisation (synflow, naswot, jacob_cov,\n"
     "      grad_norm, snip, zen, params, flops) of the protocol's network, stored\n"
     "      per arch, dataset, protocol and seed (0 .. K-1); one JSON line per arch\n"
@@ -154,8 +155,6 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
         }
     }
-    if (!rc && !strcmp(o->w.device, "cuda"))
-        rc = xerr_set(e, XE_FAIL, "--device cuda: this build has no CUDA backend (use cpu or auto)");
     return rc;
 }
 
@@ -403,8 +402,9 @@ static int work(Store *st, Opts *o, FILE *out, XErr *e)
     int rc;
     xfer_catch_signals();
     rc = worker_run(st, &o->w, out, &ws, e);
-    fprintf(stderr, "%s: %ld runs done, %ld failed%s\n", tool, ws.done, ws.failed,
-            rc == XE_INTR ? "; interrupted (the current run was given back)" : "");
+    if (rc == XE_OK || rc == XE_INTR || ws.done + ws.failed)
+        fprintf(stderr, "%s: %ld runs done, %ld failed%s\n", tool, ws.done, ws.failed,
+                rc == XE_INTR ? "; interrupted (the current run was given back)" : "");
     if (ws.done + ws.failed)
         fprintf(stderr, "%s: %.1f s, of which %.2f%% bookkeeping (queue, curve points, checkpoints)\n", tool,
                 ws.seconds, 100.0 * ws.book / (ws.seconds > 0 ? ws.seconds : 1));
@@ -579,6 +579,7 @@ typedef struct ProxyCtx {
     TaskFile t;
     double mean[4], std[4];
     long done, stored;
+    const NnBackend *be;
 } ProxyCtx;
 
 /* The stored scores of (arch, seed), all PROXY_COUNT of them, or 0. */
@@ -666,8 +667,7 @@ static int proxy_arch(void *ctx, const Space *sp, const char *arch, const char *
             return le->code;
         }
         if (!have) {
-            ProxyTask pt = { &c->t, c->mean, c->std, &c->p, (int)c->o->batch, (uint64_t)s,
-                             nn_cpu_backend(c->o->w.threads) };
+            ProxyTask pt = { &c->t, c->mean, c->std, &c->p, (int)c->o->batch, (uint64_t)s, c->be };
             XErr pe = { 0 };
             if (proxies_compute(&pt, sp->name, canon, v, &pe)) {
                 json_decref(j), json_decref(pj);
@@ -706,8 +706,8 @@ static int proxy_arch(void *ctx, const Space *sp, const char *arch, const char *
 
 static int cmd_proxies(int argc, char **argv, XErr *e)
 {
-    static const int allowed[] = { O_DATASET, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL,
-                                   O_SET,     O_THREADS, O_BATCH, 0 };
+    static const int allowed[] = { O_DATASET, O_SPACE, O_SAMPLE,  O_SEED,  O_SEEDS,  O_PROTOCOL,
+                                   O_SET,     O_THREADS, O_DEVICE, O_BATCH, 0 };
     Opts o;
     Store st;
     ProxyCtx c;
@@ -741,6 +741,11 @@ static int cmd_proxies(int argc, char **argv, XErr *e)
     }
     if (!rc && !(rc = meta_dataset_task(&st, c.dataset_id, &task, c.mean, c.std, e)))
         rc = taskfile_open(&c.t, task, e);
+    if (!rc) {
+        const char *used;
+        if ((rc = nn_device_open(o.w.device, o.w.threads, &c.be, &used, e)))
+            xerr_prefix(e, "--device %s: ", o.w.device);
+    }
     if (!rc && c.t.n[SPLIT_TRAIN] < (uint64_t)o.batch)
         rc = xerr_set(e, XE_FAIL, "dataset '%s' has %llu training images, fewer than --batch %ld", o.dataset,
                       (unsigned long long)c.t.n[SPLIT_TRAIN], o.batch);

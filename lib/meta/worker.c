@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "meta/meta.h"
+#include "nn/device.h"
 #include "nn/model.h"
 #include "space/space.h"
 
@@ -242,8 +243,8 @@ int meta_build_net(Net *net, const NnBackend *be, const char *space, const char 
 
 typedef enum { RUN_DONE, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
 
-static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *ri, const Progress *pg, double *book,
-                        FILE *out, XErr *e)
+static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBackend *be, const char *device,
+                        RunInfo *ri, const Progress *pg, double *book, FILE *out, XErr *e)
 {
     Protocol p;
     Recipe r;
@@ -270,7 +271,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
     if (!rc)
         rc = taskfile_open(&t, task, &re);
     if (!rc)
-        rc = meta_build_net(&net, nn_cpu_backend(o->threads), ri->space, ri->arch, &p, p.batch, &t,
+        rc = meta_build_net(&net, be, ri->space, ri->arch, &p, p.batch, &t,
                                 (uint64_t)ri->seed, 0, &cost, &re);
     if (!rc && (!(ckpt = ckpt_path(st, ri->id)) || asprintf(&dir, "%s.ckpt", st->path) < 0))
         rc = xerr_set(&re, XE_FAIL, "out of memory");
@@ -283,7 +284,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
             start = 0;
             net_release(&net);
             memset(&net, 0, sizeof net);
-            rc = meta_build_net(&net, nn_cpu_backend(o->threads), ri->space, ri->arch, &p, p.batch, &t,
+            rc = meta_build_net(&net, be, ri->space, ri->arch, &p, p.batch, &t,
                                 (uint64_t)ri->seed, 0, &cost, &re);
         }
     }
@@ -300,7 +301,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, RunInfo *r
     heart_stop(&heart);
 
     if (rc == XE_OK) {
-        RunResult res = { j.last_valid, test_acc, now_mono() - j.t0, cost.params, cost.flops, "cpu" };
+        RunResult res = { j.last_valid, test_acc, now_mono() - j.t0, cost.params, cost.flops, device };
         if (queue_finish(st, c, ri->id, &res, &re))
             rc = re.code;
     }
@@ -349,9 +350,15 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
     Progress pg = { 0, 0, 0, 0 };
-    c = (Claim){ name, o->lease, o->max_attempts, o->only, o->nonly };
+    const NnBackend *be;
+    const char *device;
     int rc = XE_OK;
+    c = (Claim){ name, o->lease, o->max_attempts, o->only, o->nonly };
     memset(ws, 0, sizeof *ws);
+    if (nn_device_open(o->device, o->threads, &be, &device, e)) {
+        xerr_prefix(e, "--device %s: ", o->device);
+        return e->code;
+    }
     for (;;) {
         RunInfo ri;
         RunEnd end;
@@ -383,7 +390,7 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
         if (o->only)
             pg.left = o->nonly - pg.finished;
         t1 = now_mono();
-        end = train_one(st, &c, o, &ri, &pg, &ws->book, out, e);
+        end = train_one(st, &c, o, be, device, &ri, &pg, &ws->book, out, e);
         if (end == RUN_DONE || end == RUN_FAILED) {
             pg.finished++;
             pg.busy += now_mono() - t1;
