@@ -176,15 +176,16 @@ static int step_insert(Store *st, int64_t search_id, int step, int64_t arch_id, 
     return XE_OK;
 }
 
-/* A done run of the arch on the target under the protocol (the table
- * evaluator's record): *run_id, 0 when none. */
-static int recorded_run(Store *st, const SearchTarget *t, int64_t arch_id, int64_t *run_id, XErr *e)
+/* The table evaluator's record of an arch on the target under the
+ * protocol: a done run (*run_id, 0 when none) and the mean validation
+ * accuracy over its seeds (*acc, as the table has it, in double). */
+static int recorded_run(Store *st, const SearchTarget *t, int64_t arch_id, int64_t *run_id, double *acc, XErr *e)
 {
     sqlite3_stmt *q = NULL;
     int rc;
     if (store_prepare(st, &q,
-                      "SELECT min(id) FROM runs WHERE arch_id = ?1 AND dataset_id = ?2 AND protocol_id = ?3"
-                      " AND status = 'done' AND valid_acc IS NOT NULL",
+                      "SELECT min(id), avg(valid_acc) FROM runs WHERE arch_id = ?1 AND dataset_id = ?2"
+                      " AND protocol_id = ?3 AND status = 'done' AND valid_acc IS NOT NULL",
                       e))
         return e->code;
     sqlite3_bind_int64(q, 1, arch_id);
@@ -192,6 +193,8 @@ static int recorded_run(Store *st, const SearchTarget *t, int64_t arch_id, int64
     sqlite3_bind_int64(q, 3, t->protocol_id);
     rc = sqlite3_step(q);
     *run_id = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(q, 1) != SQLITE_NULL)
+        *acc = sqlite3_column_double(q, 1);
     sqlite3_finalize(q);
     return rc == SQLITE_ROW ? XE_OK : store_fail(st, e, "reading runs");
 }
@@ -209,7 +212,7 @@ static int step_record(Store *st, const SearchTarget *t, const SearchRunOpts *o,
         return e->code;
     if (!(rc = store_arch_id(st, t->sp->name, canon, hash, &arch_id, e))) {
         if (o->evaluator == SEARCH_EVAL_TABLE) {
-            rc = recorded_run(st, t, arch_id, &s->run_id, e);
+            rc = recorded_run(st, t, arch_id, &s->run_id, &s->acc, e);
         } else {
             PlanStats ps = { 0, 0 };
             rc = queue_plan(st, arch_id, t->dataset_id, t->protocol_id, 0, &s->run_id, &ps, e);

@@ -1,0 +1,211 @@
+# xfer-search on a synthetic meta-dataset (gen-fixtures --meta-runs: five
+# tasks of 200 recorded nb201 cells): run with the table evaluator for each
+# optimizer, a finished search printed again, --json, the Pareto front,
+# constraints, bench (--json, --csv, --svg); the train evaluator on a tiny
+# task with SIGTERM and SIGKILL mid-search and a resume that ends where an
+# uninterrupted search does; bad input.
+se() { run search --db "$T/x.db" "$@"; }
+"$GEN" --meta-runs "$T/runs.jsonl" 5 200 || bad "generating run records"
+run ingest --db "$T/x.db" runs "$T/runs.jsonl"
+expect_rc 0
+best4=$(sql "SELECT max(r.valid_acc) FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'syn4'")
+
+# run, table evaluator: every optimizer, every step recorded
+for opt in xfer nao rea random; do
+    se run --target syn4 --budget 15 --evaluator table --optimizer $opt --seed 2
+    expect_rc 0
+    expect_eq "$(wc -l <"$out")" 1 "$opt: result lines"
+    grep -q "^{\"space\":\"nb201\",\"arch\":\"|.*\"dataset\":\"syn4\",.*\"optimizer\":\"$opt\",\"evaluator\":\"table\"" \
+        "$out" && ok || bad "$opt: result record"
+    id=$(sql "SELECT max(id) FROM searches")
+    expect_eq "$(sql "SELECT optimizer, status FROM searches WHERE id = $id")" "$opt|done" "$opt: search row"
+    expect_eq "$(sql "SELECT count(*), count(observed), count(run_id), count(DISTINCT arch_id), min(step), max(step)
+        FROM search_steps WHERE search_id = $id")" "15|15|15|15|0|14" "$opt: steps"
+    # observed is the target's record of the cell, the result the best of them
+    expect_eq "$(sql "SELECT count(*) FROM search_steps s JOIN runs r ON r.id = s.run_id JOIN datasets d
+        ON d.id = r.dataset_id WHERE s.search_id = $id AND d.name = 'syn4' AND r.arch_id = s.arch_id
+        AND r.valid_acc = s.observed")" 15 "$opt: observations from the table"
+    got=$(sed 's/.*"valid_acc":\([0-9.]*\).*/\1/' "$out")
+    want=$(sql "SELECT max(observed) FROM search_steps WHERE search_id = $id")
+    awk -v a="$got" -v b="$want" 'BEGIN { exit !(a - b < 1e-5 && b - a < 1e-5) }' && ok ||
+        bad "$opt: printed best $got, recorded best $want"
+    expect_eq "$(sql "SELECT count(*) FROM searches s JOIN search_steps p ON p.search_id = s.id AND
+        p.arch_id = s.best_arch_id WHERE s.id = $id AND p.observed = $want")" 1 "$opt: best_arch_id"
+    case $opt in
+    xfer) expect_eq "$(sql "SELECT count(predicted) FROM search_steps WHERE search_id = $id")" 15 "xfer predictions" ;;
+    nao) expect_eq "$(sql "SELECT count(predicted) FROM search_steps WHERE search_id = $id")" 10 "nao predictions" ;;
+    *) expect_eq "$(sql "SELECT count(predicted) FROM search_steps WHERE search_id = $id")" 0 "$opt predictions" ;;
+    esac
+done
+# the universal model was fitted once and stored with what it was fitted on
+expect_eq "$(sql "SELECT count(*), json_array_length(min(fitted_on), '\$.tasks') FROM models")" "1|4" "stored model"
+expect_eq "$(sql "SELECT model_id FROM searches WHERE optimizer = 'xfer'")" 1 "the search's model"
+# xfer starts from the zero-shot top: on these tasks that is the best cell
+first=$(sql "SELECT s.observed FROM search_steps s JOIN searches h ON h.id = s.search_id
+    WHERE h.optimizer = 'xfer' AND s.step = 0")
+awk -v a="$first" -v b="$best4" 'BEGIN { exit !(a > b - 0.01) }' && ok || bad "xfer's first cell $first, best $best4"
+
+# the same command again: the finished search is printed, not repeated
+cp "$out" "$T/first.out"
+se run --target syn4 --budget 15 --evaluator table --optimizer random --seed 2
+expect_rc 0
+expect_eq "$(cat "$out")" "$(cat "$T/first.out")" "a finished search printed again"
+grep -q "was finished before" "$err" && ok || bad "no note that the search was finished"
+expect_eq "$(sql "SELECT count(*) FROM searches")" 4 "searches after a repeated command"
+expect_eq "$(sql "SELECT count(*) FROM search_steps")" 60 "steps after a repeated command"
+
+# --json: every evaluation, the best marked; constraints respected
+lim=700000
+se run --target syn4 --budget 12 --evaluator table --optimizer rea --max-params $lim --json
+expect_rc 0
+expect_eq "$(wc -l <"$out")" 12 "--json lines"
+expect_eq "$(grep -c '"best":true' "$out")" 1 "best marks"
+expect_eq "$(sed 's/.*"params":\([0-9]*\).*/\1/' "$out" | awk -v l=$lim '$1 > l' | wc -l)" 0 "cells over --max-params"
+expect_eq "$(sed 's/.*"step":\([0-9]*\).*/\1/' "$out" | tr '\n' ' ')" "1 2 3 4 5 6 7 8 9 10 11 12 " "steps in order"
+
+# the Pareto front: FLOPs up, accuracy up
+se run --target syn4 --budget 20 --evaluator table --optimizer xfer --objectives acc,flops
+expect_rc 0
+[ "$(wc -l <"$out")" -ge 2 ] && ok || bad "a front of one cell"
+sed 's/.*"flops":\([0-9]*\).*"valid_acc":\([0-9.]*\).*/\1 \2/' "$out" |
+    awk 'NR > 1 && !($1 > f && $2 > a) { bad = 1 } { f = $1; a = $2 } END { exit bad }' && ok ||
+    bad "front not ascending in FLOPs and accuracy"
+
+# bench: shape of --json, CSV and SVG; xfer ahead of random after 10
+se bench --target syn4 --budget 30 --repeats 4 --json --csv "$T/b.csv" --svg "$T/b.svg"
+expect_rc 0
+expect_eq "$(wc -l <"$out")" 90 "bench --json lines"
+expect_eq "$(grep -c '^{"optimizer":"\(xfer\|rea\|random\)","evaluations":[0-9]*,"mean_best":[0-9.]*,"std_best":[0-9.]*,"mean_regret":-*[0-9.]*}$' "$out")" \
+    90 "bench --json records"
+for opt in xfer rea random; do
+    grep "\"optimizer\":\"$opt\"" "$out" | sed 's/.*"mean_best":\([0-9.]*\),.*"mean_regret":\([-0-9.]*\)}/\1 \2/' |
+        awk -v b="$best4" '$1 < prev - 1e-9 || ($1 + $2 - b)^2 > 1e-8 { bad = 1 } { prev = $1 } END { exit bad }' &&
+        ok || bad "$opt: mean best falls, or regret is not the best recorded minus it"
+done
+x10=$(grep '"optimizer":"xfer","evaluations":10,' "$out" | sed 's/.*"mean_best":\([0-9.]*\),.*/\1/')
+r10=$(grep '"optimizer":"random","evaluations":10,' "$out" | sed 's/.*"mean_best":\([0-9.]*\),.*/\1/')
+awk -v x="$x10" -v r="$r10" 'BEGIN { exit !(x > r) }' && ok || bad "xfer $x10 not above random $r10 after 10"
+expect_eq "$(head -n 1 "$T/b.csv")" "optimizer,evaluations,mean_best,std_best,mean_regret" "CSV header"
+expect_eq "$(wc -l <"$T/b.csv")" 91 "CSV lines"
+head -c 5 "$T/b.svg" | grep -q '^<svg ' && ok || bad "SVG start"
+expect_eq "$(tail -n 1 "$T/b.svg")" "</svg>" "SVG end"
+expect_eq "$(grep -c '<polyline ' "$T/b.svg")" 3 "SVG curves"
+for opt in xfer rea random; do
+    grep -q ">$opt</text>" "$T/b.svg" && ok || bad "SVG legend lacks $opt"
+done
+se bench --target syn4 --budget 500 --repeats 1 --optimizer random
+expect_rc 0
+grep -q "has 200 recorded nb201 cells: the budget is cut to 200" "$err" && ok || bad "budget over the table"
+
+# the train evaluator on a tiny task, with source tasks under its protocol
+"$GEN" --cifar10-tarball "$T/c10.tar.gz" 200 || bad "generating the task"
+run ingest --db "$T/c.db" add "$T/c10.tar.gz" --name c
+expect_rc 0
+run train-meta --db "$T/c.db" plan --dataset c --protocol tiny --sample 1
+recipe=$(sqlite3 "$T/c.db" "SELECT recipe FROM protocols WHERE name = 'tiny'")
+sed "s|\"protocol\":{\"name\":\"synthetic\"}|\"protocol\":$recipe|" "$T/runs.jsonl" >"$T/runs-tiny.jsonl"
+run ingest --db "$T/c.db" runs "$T/runs-tiny.jsonl"
+expect_rc 0
+clone() { cp "$T/c.db" "$T/$1.db" && cp -r "$T/c.db.tasks" "$T/$1.db.tasks"; }
+steps() {
+    sqlite3 "$1" "SELECT s.step, a.arch, s.predicted, s.observed, r.status FROM search_steps s
+        JOIN archs a ON a.id = s.arch_id JOIN runs r ON r.id = s.run_id ORDER BY s.step"
+}
+srun="run --target c --budget 3 --protocol tiny --threads 1 --lease 1"
+clone ref
+run search --db "$T/ref.db" $srun
+expect_rc 0
+expect_eq "$(sqlite3 "$T/ref.db" "SELECT count(*) FROM search_steps s JOIN runs r ON r.id = s.run_id
+    WHERE r.status = 'done' AND r.valid_acc = s.observed AND r.attempts = 1")" 3 "trained steps"
+ref=$(steps "$T/ref.db")
+ref_out=$(cat "$out")
+clone kill
+wait_steps() { # DB N: until the search has N steps (or 60 s)
+    i=0
+    while [ "$(sqlite3 "$1" "SELECT count(*) FROM search_steps" 2>/dev/null)" -lt "$2" ] && [ $i -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+"$BIN/xfer-search" --db "$T/kill.db" $srun >"$out" 2>"$err" &
+pid=$!
+wait_steps "$T/kill.db" 1
+kill -TERM $pid
+wait $pid
+rc=$?
+if [ $rc -eq 0 ]; then
+    echo "SKIP [$name] the search was done before SIGTERM"
+else
+    expect_rc 3
+    tail -n 1 "$err" | grep -q "^xfer-search: interrupted after [0-9] evaluations: the same command resumes search 1$" &&
+        ok || bad "no 'interrupted' line"
+fi
+"$BIN/xfer-search" --db "$T/kill.db" $srun >"$out" 2>"$err" &
+pid=$!
+wait_steps "$T/kill.db" 2
+sleep 0.3
+kill -KILL $pid
+wait $pid 2>/dev/null
+expect_eq "$(sqlite3 "$T/kill.db" "SELECT count(*) FROM search_steps WHERE observed IS NULL")" 1 \
+    "an unfinished step after SIGKILL"
+run search --db "$T/kill.db" $srun
+expect_rc 0
+grep -q "resumed: 2 of 3 done" "$err" && ok || bad "not resumed at step 2"
+expect_eq "$(steps "$T/kill.db")" "$ref" "steps after SIGTERM, SIGKILL and resume"
+expect_eq "$(cat "$out")" "$ref_out" "result after SIGTERM, SIGKILL and resume"
+expect_eq "$(sqlite3 "$T/kill.db" "SELECT count(*) FROM searches")" 1 "searches after the resume"
+expect_eq "$(sqlite3 "$T/kill.db" "SELECT count(*) FROM runs r JOIN datasets d ON d.id = r.dataset_id
+    WHERE d.name = 'c' AND r.status = 'done'")" "$(sqlite3 "$T/ref.db" "SELECT count(*) FROM runs r
+    JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'c' AND r.status = 'done'")" "runs trained"
+[ "$(sqlite3 "$T/kill.db" "SELECT max(attempts) FROM runs")" -gt 1 ] && ok || bad "no run was cut: the kill tested nothing"
+
+# bad input: one line each, no search row left behind
+before=$(sql "SELECT count(*) FROM searches")
+se run --target nope --budget 5 --evaluator table
+expect_rc 1
+expect_err_line "xfer-search: unknown target 'nope' in '$T/x.db' ('xfer-ingest list' shows the stored datasets)"
+se run --target syn4 --budget 0
+expect_rc 2
+expect_err_line "xfer-search: --budget: '0' is not an integer in 1..1000000"
+se bench --target syn4 --budget -3
+expect_rc 2
+expect_err_line "xfer-search: --budget: '-3' is not an integer in 1..1000000"
+se run --target syn4 --budget 5 --evaluator table --max-params 1000
+expect_rc 1
+expect_err_match "xfer-search: none of the 200 recorded nb201 cells satisfies --max-params 1000 (the smallest has * params and * FLOPs at C 16, N 5)"
+run search --db "$T/c.db" run --target c --budget 5 --protocol tiny --max-flops 10 --max-params 10
+expect_rc 1
+expect_err_match "xfer-search: no nb201 cell satisfies --max-params 10 and --max-flops 10 (the smallest has *)"
+se run --target syn4 --budget 5 --optimizer bayes
+expect_rc 2
+expect_err_line "xfer-search: --optimizer: unknown optimizer 'bayes' (valid: xfer, nao, rea, random)"
+se bench --target syn4 --budget 5 --optimizer rea,rea
+expect_rc 2
+expect_err_line "xfer-search: --optimizer: 'rea' is listed twice"
+se run --target syn4 --budget 5 --evaluator oracle
+expect_rc 2
+expect_err_line "xfer-search: --evaluator: 'oracle' is not train or table"
+se run --target syn4 --budget 5
+expect_rc 1
+expect_err_match "xfer-search: protocol 'synthetic' (20627fedd957) is an imported record without a training recipe*"
+run search --db "$T/c.db" run --target c --budget 5 --evaluator table --protocol tiny
+expect_rc 1
+expect_err_match "xfer-search: target 'c' has no finished nb201 runs under protocol 'tiny' (*): the table evaluator looks its accuracies up there"
+run search --db "$T/c.db" run --target syn0 --budget 5 --protocol tiny
+expect_rc 1
+expect_err_match "xfer-search: target 'syn0' is a virtual task (imported records): it cannot be trained*"
+expect_eq "$(sql "SELECT count(*) FROM searches")" "$before" "searches after bad input"
+# a target with no source metadata: said, and nao only when allowed
+run ingest --db "$T/one.db" runs "$T/runs.jsonl"
+sqlite3 "$T/one.db" "DELETE FROM curves; DELETE FROM runs WHERE dataset_id != (SELECT id FROM datasets WHERE name = 'syn0')"
+run search --db "$T/one.db" run --target syn0 --budget 6 --evaluator table
+expect_rc 1
+expect_err_line "xfer-search: no source tasks to transfer to 'syn0' from: no other task has 10 finished nb201 runs under protocol 'synthetic' (20627fedd957) (--allow-no-transfer searches with nao, on the target alone)"
+expect_eq "$(sqlite3 "$T/one.db" "SELECT count(*) FROM searches")" 0 "searches after no sources"
+run search --db "$T/one.db" run --target syn0 --budget 6 --evaluator table --allow-no-transfer
+expect_rc 0
+grep -q '"optimizer":"nao"' "$out" && ok || bad "no nao fallback"
+grep -q "no source tasks to transfer to 'syn0' from: searching with nao" "$err" && ok || bad "fallback not said"
+run search --db "$T/one.db" bench --target syn0 --budget 6 --repeats 2
+expect_rc 1
+expect_err_match "xfer-search: no source tasks to transfer to 'syn0' from*"
