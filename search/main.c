@@ -276,8 +276,6 @@ static int cmd_run(int argc, char **argv, XErr *e)
     int rc = parse_opts(argc, argv, "run", allowed, &o, e), *front = NULL, nf = 0, best = -1;
     if (rc)
         return rc < 0 ? XE_OK : rc;
-    if (!strcmp(o.r.work.device, "cuda") && o.r.evaluator == SEARCH_EVAL_TABLE)
-        o.r.work.device = "auto"; /* the table evaluator trains nothing */
     if ((rc = store_open(&st, db_path, 0, e)))
         return rc;
     xfer_catch_signals();

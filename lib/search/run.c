@@ -36,6 +36,15 @@ static char *search_key(const SearchRunOpts *o, const SearchTarget *t)
     return s;
 }
 
+/* Binds what identifies a search to ?1 .. ?4. */
+static void bind_search(sqlite3_stmt *q, const SearchTarget *t, SearchOptimizer opt, const char *key)
+{
+    sqlite3_bind_int64(q, 1, t->dataset_id);
+    sqlite3_bind_text(q, 2, t->sp->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, search_optimizer_names[opt], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, key, -1, SQLITE_STATIC);
+}
+
 /* The newest search with this key: *id (0: none), *done, *model_id. */
 static int search_find(Store *st, const SearchTarget *t, SearchOptimizer opt, const char *key, int64_t *id, int *done,
                        int64_t *model_id, XErr *e)
@@ -49,10 +58,7 @@ static int search_find(Store *st, const SearchTarget *t, SearchOptimizer opt, co
                       " ORDER BY id DESC LIMIT 1",
                       e))
         return e->code;
-    sqlite3_bind_int64(q, 1, t->dataset_id);
-    sqlite3_bind_text(q, 2, t->sp->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, search_optimizer_names[opt], -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, key, -1, SQLITE_STATIC);
+    bind_search(q, t, opt, key);
     if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         *id = sqlite3_column_int64(q, 0);
         *done = sqlite3_column_int(q, 1);
@@ -71,10 +77,7 @@ static int search_insert(Store *st, const SearchTarget *t, SearchOptimizer opt, 
                       " (?1, ?2, ?3, ?4, ?5) RETURNING id",
                       e))
         return e->code;
-    sqlite3_bind_int64(q, 1, t->dataset_id);
-    sqlite3_bind_text(q, 2, t->sp->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, search_optimizer_names[opt], -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, key, -1, SQLITE_STATIC);
+    bind_search(q, t, opt, key);
     if (model_id)
         sqlite3_bind_int64(q, 5, model_id);
     if (sqlite3_step(q) != SQLITE_ROW) {
@@ -108,13 +111,14 @@ static double col_num(sqlite3_stmt *q, int i)
     return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
 }
 
-/* The recorded steps, in order; *pending: a step whose run is not
- * finished (the last one, after a kill), else -1. */
-static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, SearchOutcome *out, int *pending, XErr *e)
+/* The recorded steps, in order; pending[i]: step i has no observation
+ * yet although its run is not failed (the last step, after a kill: its run
+ * unfinished, or finished just before the kill). */
+static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, SearchOutcome *out, char **pending,
+                      XErr *e)
 {
     sqlite3_stmt *q = NULL;
     int rc = XE_OK, step;
-    *pending = -1;
     if (store_prepare(st, &q,
                       "SELECT s.step, a.arch, coalesce(s.run_id, 0), s.predicted, s.predicted_std, s.observed,"
                       " coalesce(r.status, '') FROM search_steps s JOIN archs a ON a.id = s.arch_id"
@@ -139,9 +143,16 @@ static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, Searc
         s.acc = col_num(q, 5);
         s.params = (double)c.params;
         s.flops = (double)c.flops;
-        if (!isfinite(s.acc) && (!strcmp(status, "planned") || !strcmp(status, "running")))
-            *pending = out->n;
-        rc = outcome_push(out, &s, arch, e);
+        if (!(rc = outcome_push(out, &s, arch, e))) {
+            char *p = realloc(*pending, (size_t)out->n);
+            if (!p) {
+                rc = xerr_set(e, XE_FAIL, "out of memory");
+                break;
+            }
+            *pending = p;
+            p[out->n - 1] = !isfinite(s.acc) && (!strcmp(status, "planned") || !strcmp(status, "running") ||
+                                                 !strcmp(status, "done"));
+        }
     }
     if (!rc && step != SQLITE_DONE)
         rc = store_fail(st, e, "reading search steps");
@@ -347,8 +358,8 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
     SearchConfig c;
     Searcher *s = NULL;
     StoredModel sm = { 0 };
-    char *key = NULL;
-    int rc, done = 0, pending = -1;
+    char *key = NULL, *pending = NULL;
+    int rc, done = 0;
     int64_t model_id = 0;
     double best = -INFINITY;
     memset(out, 0, sizeof *out);
@@ -419,16 +430,17 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
     c.zs_std = t.zs_std;
     if ((rc = searcher_new(&s, &c, &pool, e)))
         goto cleanup;
-    if (pending >= 0) {
-        SearchStep *p = &out->steps[pending];
+    for (int i = 0; pending && i < out->n; i++) {
+        SearchStep *p = &out->steps[i];
+        if (!pending[i])
+            continue;
         if (o->log)
-            fprintf(o->log, "xfer-search: step %d's run %lld was not finished: training it\n", pending + 1,
+            fprintf(o->log, "xfer-search: step %d's run %lld has no result yet: finishing it\n", i + 1,
                     (long long)p->run_id);
-        if ((rc = step_train(st, o, out->search_id, pending, p, e)))
+        if ((rc = step_train(st, o, out->search_id, i, p, e)))
             goto cleanup;
         if (isfinite(p->acc) && p->acc > best)
             best = p->acc;
-        log_step(o, out, best);
     }
     while (out->n < o->budget) {
         SearchStep step;
@@ -465,7 +477,7 @@ cleanup:
     stored_model_release(&sm);
     search_pool_release(&pool);
     search_target_close(&t);
-    free(key);
+    free(key), free(pending);
     return rc;
 }
 

@@ -158,6 +158,14 @@ expect_eq "$(sqlite3 "$T/kill.db" "SELECT count(*) FROM runs r JOIN datasets d O
     WHERE d.name = 'c' AND r.status = 'done'")" "$(sqlite3 "$T/ref.db" "SELECT count(*) FROM runs r
     JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'c' AND r.status = 'done'")" "runs trained"
 [ "$(sqlite3 "$T/kill.db" "SELECT max(attempts) FROM runs")" -gt 1 ] && ok || bad "no run was cut: the kill tested nothing"
+# killed after a run finished, before its observation was written: read, not retrained
+sqlite3 "$T/ref.db" "UPDATE search_steps SET observed = NULL WHERE step = 2;
+    UPDATE searches SET status = 'running', finished_at = NULL, best_arch_id = NULL"
+run search --db "$T/ref.db" $srun
+expect_rc 0
+expect_eq "$(steps "$T/ref.db")" "$ref" "steps after a lost observation"
+expect_eq "$(cat "$out")" "$ref_out" "result after a lost observation"
+expect_eq "$(sqlite3 "$T/ref.db" "SELECT max(attempts) FROM runs")" 1 "runs trained again for a lost observation"
 
 # bad input: one line each, no search row left behind
 before=$(sql "SELECT count(*) FROM searches")
