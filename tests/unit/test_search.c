@@ -365,6 +365,43 @@ static void test_search_xfer_beats_random(void **state)
     search_pool_release(&p);
 }
 
+/* DARTS: too many cells to enumerate; the same promises from samples. */
+static void test_search_darts_space(void **state)
+{
+    enum { N = 40 };
+    static const SpaceMacro dm = { 8, 5, 10, 3, 32, 32 };
+    SearchPool p;
+    SearchStep h[N];
+    XErr e = { 0 };
+    unit_expect_error(search_pool_space(&p, &space_darts, &dm, 100, 0, &e), &e,
+                      "none of 20000 sampled darts cells satisfies --max-params 100 (the smallest has");
+    xerr_clear(&e);
+    assert_int_equal(search_pool_space(&p, &space_darts, &dm, 0, 9000000, &e), XE_OK);
+    for (int opt = SEARCH_REA; opt <= SEARCH_RANDOM; opt++) {
+        SearchConfig c;
+        Searcher *s;
+        search_config_default(&c, (SearchOptimizer)opt, 9);
+        assert_int_equal(searcher_new(&s, &c, &p, &e), XE_OK);
+        for (int i = 0; i < N; i++) {
+            SpaceCost cost;
+            char str[512];
+            SpaceArch back;
+            if (searcher_next(s, h, i, &h[i], &e))
+                fail_msg("%s step %d: %s", search_optimizer_names[opt], i, e.msg);
+            h[i].acc = (double)(space_darts.to_index(&h[i].arch) % 1000) / 1000;
+            space_darts.format(&h[i].arch, str, sizeof str);
+            assert_int_equal(space_darts.parse(str, &back, &e), XE_OK);
+            assert_memory_equal(&back, &h[i].arch, sizeof back);
+            assert_int_equal(space_darts.cost(&h[i].arch, &dm, &cost, &e), XE_OK);
+            assert_true(cost.flops <= 9000000);
+            for (int j = 0; j < i; j++)
+                assert_true(memcmp(&h[i].arch, &h[j].arch, sizeof h[i].arch) != 0);
+        }
+        searcher_free(s);
+    }
+    search_pool_release(&p);
+}
+
 static void test_search_bad_config(void **state)
 {
     SearchPool p;
@@ -396,6 +433,7 @@ const struct CMUnitTest test_search_tests[] = {
     cmocka_unit_test(test_search_resume_same_proposals),
     cmocka_unit_test(test_search_pareto),
     cmocka_unit_test(test_search_xfer_beats_random),
+    cmocka_unit_test(test_search_darts_space),
     cmocka_unit_test(test_search_bad_config),
 };
 const size_t test_search_count = sizeof test_search_tests / sizeof test_search_tests[0];
