@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "db/store.h"
 #include "meta/meta.h"
+#include "model/earlystop.h"
 #include "nn/device.h"
 #include "space/space.h"
 
@@ -31,9 +32,15 @@ static const char usage[] =
     "      what is already planned stays as it is\n"
     "  work [--device cpu|cuda|auto] [--threads T] [--max-runs K] [--max-hours H]\n"
     "       [--lease SECONDS] [--max-attempts A]\n"
-    "      claim planned runs and train them; one JSON line per finished run\n"
+    "       [--early-stop ranker --delta D [--min-epochs E] [--space S]]\n"
+    "      claim planned runs and train them; one JSON line per finished run;\n"
+    "      with --early-stop, a run whose probability of ending above the best\n"
+    "      finished run of its dataset and protocol (the space's newest ranker\n"
+    "      model, 'xfer-predict fit') is below D after an epoch (from epoch E,\n"
+    "      default 1) stops there and is recorded as terminated-early\n"
     "  run  plan + work in one call, on the planned runs only; with archs on\n"
-    "       stdin, each input line comes back with the results added\n"
+    "       stdin, each input line comes back with the results added;\n"
+    "       --early-stop as for work\n"
     "  proxies --dataset NAME [--space S --sample N [--seed S]] [--seeds K]\n"
     "       [--protocol P] [--set KEY=VALUE]... [--batch B] [--device D] [--threads T]\n"
     "      training-free scores at initialisation (synflow, naswot, jacob_cov,\n"
@@ -43,6 +50,8 @@ static const char usage[] =
     "  status [--json]           planned, running, done, failed per dataset and\n"
     "                            protocol, throughput and time left\n"
     "  merge SHARD... [--into DB]  merge shard databases (idempotent)\n"
+    "  export [--dataset NAME]   finished runs as JSON lines (with curves and\n"
+    "                            recipes) for 'xfer-ingest runs' elsewhere\n"
     "\n"
     "  --protocol P  preset: cheap (C 8 N 1, 12 epochs), nb201 (NAS-Bench-201's\n"
     "                200-epoch recipe), tiny (tests); --set overrides a field:\n"
@@ -67,6 +76,10 @@ typedef struct Opts {
     int nsets;
     long sample, seeds, seed, batch;
     int json;
+    const char *early_stop;
+    double delta;
+    long min_epochs;
+    int delta_set;
     WorkOpts w;
     char **shards;
     int nshards;
@@ -75,7 +88,8 @@ typedef struct Opts {
 
 enum {
     O_DATASET = 256, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL, O_SET, O_DEVICE, O_THREADS,
-    O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_JSON, O_INTO, O_BATCH, O_HELP
+    O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_JSON, O_INTO, O_BATCH, O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS,
+    O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -87,7 +101,8 @@ static const struct option all_opts[] = {
     { "max-hours", required_argument, 0, O_MAX_HOURS }, { "lease", required_argument, 0, O_LEASE },
     { "max-attempts", required_argument, 0, O_MAX_ATTEMPTS }, { "json", no_argument, 0, O_JSON },
     { "into", required_argument, 0, O_INTO },         { "batch", required_argument, 0, O_BATCH },
-    { "help", no_argument, 0, O_HELP },
+    { "early-stop", required_argument, 0, O_EARLY_STOP }, { "delta", required_argument, 0, O_DELTA },
+    { "min-epochs", required_argument, 0, O_MIN_EPOCHS }, { "help", no_argument, 0, O_HELP },
     { 0, 0, 0, 0 },
 };
 
@@ -151,10 +166,21 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         case O_JSON: o->json = 1; break;
         case O_INTO: o->into = optarg; break;
         case O_BATCH: rc = cli_long("--batch", optarg, 2, 1024, &o->batch, e); break;
+        case O_EARLY_STOP:
+            if (strcmp(optarg, "ranker"))
+                rc = xerr_set(e, XE_USAGE, "--early-stop: unknown method '%s' (valid: ranker)", optarg);
+            o->early_stop = optarg;
+            break;
+        case O_DELTA: rc = cli_double("--delta", optarg, 0, 1, &o->delta, e), o->delta_set = 1; break;
+        case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
         case O_HELP: fputs(usage, stdout); return -1;
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
         }
     }
+    if (!rc && o->early_stop && !o->delta_set)
+        rc = usage_error(e, "--early-stop ranker needs --delta D");
+    if (!rc && !o->early_stop && (o->delta_set || o->min_epochs))
+        rc = usage_error(e, o->delta_set ? "--delta needs --early-stop ranker" : "--min-epochs needs --early-stop ranker");
     return rc;
 }
 
@@ -394,7 +420,23 @@ out:
 
 /* ---- work and run ---- */
 
-static const int work_allowed[] = { O_DEVICE, O_THREADS, O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, 0 };
+static const int work_allowed[] = { O_DEVICE, O_THREADS, O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS,
+                                    O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS, O_SPACE, 0 };
+
+/* The early-stop hook of --early-stop ranker: the space's newest ranker,
+ * loaded before anything is trained. */
+static int early_stop_of(Store *st, Opts *o, EarlyStop *es, XErr *e)
+{
+    if (!o->early_stop)
+        return XE_OK;
+    if (early_stop_open(es, st, o->space, 0, o->delta, (int)o->min_epochs, e))
+        return e->code;
+    o->w.stop = early_stop_work;
+    o->w.stop_ctx = es;
+    fprintf(stderr, "%s: early stop: ranker model %lld, runs below p %g of beating their best from epoch %d\n",
+            tool, (long long)es->sr.id, es->delta, es->min_epochs);
+    return XE_OK;
+}
 
 static int work(Store *st, Opts *o, FILE *out, XErr *e)
 {
@@ -402,10 +444,14 @@ static int work(Store *st, Opts *o, FILE *out, XErr *e)
     int rc;
     xfer_catch_signals();
     rc = worker_run(st, &o->w, out, &ws, e);
-    if (rc == XE_OK || rc == XE_INTR || ws.done + ws.failed)
-        fprintf(stderr, "%s: %ld runs done, %ld failed%s\n", tool, ws.done, ws.failed,
+    if (rc == XE_OK || rc == XE_INTR || ws.done + ws.failed + ws.stopped) {
+        char stopped[48] = "";
+        if (o->w.stop)
+            snprintf(stopped, sizeof stopped, ", %ld stopped early", ws.stopped);
+        fprintf(stderr, "%s: %ld runs done, %ld failed%s%s\n", tool, ws.done, ws.failed, stopped,
                 rc == XE_INTR ? "; interrupted (the current run was given back)" : "");
-    if (ws.done + ws.failed)
+    }
+    if (ws.done + ws.failed + ws.stopped)
         fprintf(stderr, "%s: %.1f s, of which %.2f%% bookkeeping (queue, curve points, checkpoints)\n", tool,
                 ws.seconds, 100.0 * ws.book / (ws.seconds > 0 ? ws.seconds : 1));
     return rc;
@@ -415,26 +461,33 @@ static int cmd_work(int argc, char **argv, XErr *e)
 {
     Opts o;
     Store st;
+    EarlyStop es = { 0 };
     int rc = parse_opts(argc, argv, "work", work_allowed, &o, e);
     if (!rc && optind < argc)
         rc = usage_error(e, "work: unexpected argument");
+    if (!rc && !space_find(o.space))
+        rc = xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o.space, space_list());
     if (!rc && !(rc = store_open(&st, db_path, 0, e))) {
-        rc = work(&st, &o, stdout, e);
+        if (!(rc = early_stop_of(&st, &o, &es, e)))
+            rc = work(&st, &o, stdout, e);
+        early_stop_close(&es);
         store_close(&st);
     }
     free(o.sets);
     return rc < 0 ? XE_OK : rc;
 }
 
-static const int run_allowed[] = { O_DATASET,  O_SPACE,   O_SAMPLE,    O_SEED,    O_SEEDS,
-                                   O_PROTOCOL, O_SET,     O_DEVICE,    O_THREADS, O_MAX_RUNS,
-                                   O_MAX_HOURS, O_LEASE,  O_MAX_ATTEMPTS, 0 };
+static const int run_allowed[] = { O_DATASET,   O_SPACE, O_SAMPLE,       O_SEED,       O_SEEDS,
+                                   O_PROTOCOL,  O_SET,   O_DEVICE,       O_THREADS,    O_MAX_RUNS,
+                                   O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_EARLY_STOP, O_DELTA,
+                                   O_MIN_EPOCHS, 0 };
 
 static int cmd_run(int argc, char **argv, XErr *e)
 {
     Opts o;
     Store st;
     Planned pl = { 0 };
+    EarlyStop es = { 0 };
     int rc = parse_opts(argc, argv, "run", run_allowed, &o, e);
     if (rc)
         goto out;
@@ -444,7 +497,10 @@ static int cmd_run(int argc, char **argv, XErr *e)
     }
     if ((rc = store_open(&st, db_path, 0, e)))
         goto out;
-    if (!(rc = do_plan(&st, &o, &pl, e))) {
+    /* the ranker first: without one nothing is planned or trained */
+    if (!space_find(o.space))
+        rc = xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o.space, space_list());
+    if (!rc && !(rc = early_stop_of(&st, &o, &es, e)) && !(rc = do_plan(&st, &o, &pl, e))) {
         /* train what is not finished, then print every planned run (the
          * finished ones from the store, never trained twice) */
         o.w.only = pl.ids;
@@ -453,6 +509,7 @@ static int cmd_run(int argc, char **argv, XErr *e)
         for (int i = 0; !rc && i < pl.n; i++)
             rc = queue_print_run(&st, pl.ids[i], pl.lines ? pl.lines[i] : NULL, stdout, e);
     }
+    early_stop_close(&es);
     store_close(&st);
     if (!rc && pl.bad)
         rc = xerr_set(e, XE_FAIL, "%ld bad input lines (reported above; the others were run)", pl.bad);
@@ -767,9 +824,52 @@ out:
     return rc < 0 ? XE_OK : rc;
 }
 
+/* ---- export ---- */
+
+static int cmd_export(int argc, char **argv, XErr *e)
+{
+    static const int allowed[] = { O_DATASET, 0 };
+    Opts o;
+    Store st;
+    sqlite3_stmt *q = NULL;
+    int rc = parse_opts(argc, argv, "export", allowed, &o, e), step;
+    long n = 0;
+    if (rc)
+        return rc < 0 ? XE_OK : rc;
+    if (optind < argc)
+        return usage_error(e, "export: unexpected argument");
+    if ((rc = store_open(&st, db_path, 0, e)))
+        return rc;
+    if (o.dataset) {
+        int64_t id;
+        rc = dataset_of(&st, &o, &id, e);
+    }
+    if (!rc)
+        rc = store_prepare(&st, &q,
+                           "SELECT r.id FROM runs r JOIN datasets d ON d.id = r.dataset_id"
+                           " WHERE r.status IN ('done', 'terminated-early') AND (?1 IS NULL OR d.name = ?1)"
+                           " ORDER BY d.name, r.id",
+                           e);
+    if (!rc) {
+        sqlite3_bind_text(q, 1, o.dataset, -1, SQLITE_STATIC);
+        while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW) {
+            rc = queue_print_run(&st, sqlite3_column_int64(q, 0), NULL, stdout, e);
+            n++;
+        }
+        if (!rc && step != SQLITE_DONE)
+            rc = store_fail(&st, e, "reading runs");
+        sqlite3_finalize(q);
+    }
+    if (!rc)
+        fprintf(stderr, "%s: exported %ld finished runs%s%s\n", tool, n, o.dataset ? " of " : "",
+                o.dataset ? o.dataset : "");
+    store_close(&st);
+    return rc;
+}
+
 static const CliCommand commands[] = {
     { "plan", cmd_plan }, { "work", cmd_work }, { "run", cmd_run }, { "status", cmd_status }, { "merge", cmd_merge },
-    { "proxies", cmd_proxies },
+    { "proxies", cmd_proxies }, { "export", cmd_export },
 };
 
 int main(int argc, char **argv)

@@ -113,7 +113,7 @@ static int put_run(Ctx *c, json_t *o, ImportStats *stats)
     json_t *proto = json_object_get(o, "protocol"), *seedj = json_object_get(o, "seed");
     const Space *sp;
     char canon[1024], hash[65], *recipe;
-    const char *pname;
+    const char *pname, *pname_given = NULL;
     int64_t arch_id, ds_id, proto_id, run_id = 0;
     int created, rc;
     double va, ta, secs, params, flops;
@@ -126,8 +126,14 @@ static int put_run(Ctx *c, json_t *o, ImportStats *stats)
         xerr_prefix(c->e, "'%s': line %ld: ", c->file, c->line);
         return c->e->code;
     }
+    /* the recipe object itself, or (as train-meta prints) its name and
+     * the recipe apart */
+    if (json_is_string(proto) && json_is_object(json_object_get(o, "recipe"))) {
+        pname_given = json_string_value(proto);
+        proto = json_object_get(o, "recipe");
+    }
     if (!json_is_object(proto))
-        return bad(c, "'%s' must be the recipe object", "protocol");
+        return bad(c, "'%s' must be the recipe object (or its name, with the object as 'recipe')", "protocol");
     if (seedj && !json_is_integer(seedj))
         return bad(c, "'%s' is not an integer", "seed");
     status = status ? status : "done";
@@ -144,7 +150,7 @@ static int put_run(Ctx *c, json_t *o, ImportStats *stats)
         return c->e->code;
     stats->datasets += created;
     recipe = json_dumps(proto, JSON_COMPACT | JSON_SORT_KEYS);
-    pname = str(proto, "name") ? str(proto, "name") : "custom";
+    pname = pname_given ? pname_given : str(proto, "name") ? str(proto, "name") : "custom";
     rc = !recipe ? xerr_set(c->e, XE_FAIL, "out of memory")
                  : store_protocol_id(c->st, pname, recipe, &proto_id, c->e);
     free(recipe);

@@ -41,6 +41,22 @@ static void download(const Net *net, float *dst, const float *src, size_t n)
     net->be->download(net->be->ctx, dst, src, n * sizeof *dst);
 }
 
+/* A copy of host data in backend memory (the ops take nothing else);
+ * NULL when out of memory. Free with be->free. */
+static void *on_backend(const Net *net, const void *src, size_t bytes)
+{
+    void *p = net->be->alloc(net->be->ctx, bytes ? bytes : 1);
+    if (p && src)
+        net->be->upload(net->be->ctx, p, src, bytes);
+    return p;
+}
+
+static void backend_free(const Net *net, void *p)
+{
+    if (p)
+        net->be->free(net->be->ctx, p);
+}
+
 static double gauss(Rng *r)
 {
     double u = rng_uniform(r), v = rng_uniform(r);
@@ -51,15 +67,19 @@ static double gauss(Rng *r)
 static int grad_scores(Net *net, const float *x, const int32_t *y, int classes, float *hp, float *hg,
                        double *grad_norm, double *snip, XErr *e)
 {
-    float *dl = calloc((size_t)net->batch * classes, sizeof *dl), loss;
-    int correct;
+    /* labels, logit gradients, loss and count live on the backend */
+    float *dl = on_backend(net, NULL, (size_t)net->batch * classes * sizeof *dl), *loss = on_backend(net, NULL, 8);
+    int32_t *dy = on_backend(net, y, (size_t)net->batch * sizeof *y);
+    int *correct = on_backend(net, NULL, sizeof *correct);
     const float *logits;
-    if (!dl)
+    if (!dl || !loss || !dy || !correct) {
+        backend_free(net, dl), backend_free(net, loss), backend_free(net, dy), backend_free(net, correct);
         return xerr_set(e, XE_FAIL, "out of memory");
+    }
     logits = net_forward(net, x, 1);
-    net->be->xent(net->be->ctx, net->batch, classes, logits, y, 0.0f, dl, &loss, &correct);
+    net->be->xent(net->be->ctx, net->batch, classes, logits, dy, 0.0f, dl, loss, correct);
     net_backward(net, dl);
-    free(dl);
+    backend_free(net, dl), backend_free(net, loss), backend_free(net, dy), backend_free(net, correct);
     download(net, hp, net->params, net->nparams);
     download(net, hg, net->grads, net->nparams);
     *grad_norm = *snip = 0;
@@ -142,8 +162,16 @@ static int jacob_cov(Net *net, const float *x, double *score, XErr *e)
     }
     for (size_t i = 0; i < (size_t)n * classes; i++)
         ones[i] = 1.0f;
-    net_forward(net, x, 1);
-    net_backward(net, ones);
+    {
+        float *dones = on_backend(net, ones, (size_t)n * classes * sizeof *ones);
+        if (!dones) {
+            rc = xerr_set(e, XE_FAIL, "out of memory");
+            goto out;
+        }
+        net_forward(net, x, 1);
+        net_backward(net, dones);
+        backend_free(net, dones);
+    }
     download(net, j, net->dacts + net->t[0].goff, (size_t)n * d);
     /* correlation of the rows: centre, scale to unit length, dot */
     for (int r = 0; r < n; r++) {
@@ -279,10 +307,16 @@ static int synflow(Net *net, double *score, XErr *e)
         int finite = 1;
         for (size_t k = 0; k < img; k++)
             x[k] = (float)scale;
+        float *ddout;
         for (int i = 0; i < classes; i++)
             dout[i] = (float)scale;
+        if (!(ddout = on_backend(net, dout, (size_t)classes * sizeof *dout))) {
+            free(p), free(g), free(x), free(dout);
+            return xerr_set(e, XE_FAIL, "out of memory");
+        }
         net_forward(net, x, 1);
-        net_backward(net, dout);
+        net_backward(net, ddout);
+        backend_free(net, ddout);
         download(net, g, net->grads, net->nparams);
         for (int i = 0; i < net->nlayers; i++) {
             const Layer *l = &net->layers[i];
@@ -345,14 +379,15 @@ int proxies_compute(const ProxyTask *pt, const char *space, const char *arch, do
         (rc = naswot(&net, &out[PROXY_NASWOT], e)) || (rc = jacob_cov(&net, x, &out[PROXY_JACOB_COV], e)))
         goto out;
     rng_seed(&r, pt->seed ^ 0x7a656eULL);
-    if ((rc = zen(&net, &r, &out[PROXY_ZEN], e)))
+    if ((rc = zen(&net, &r, &out[PROXY_ZEN], e)) || (rc = net.be->sync(net.be->ctx, e)))
         goto out;
     net_release(&net);
     memset(&net, 0, sizeof net);
 
     if ((rc = meta_build_net(&net, pt->be, space, arch, pt->p, 1, t, pt->seed, 1, &cost, e)))
         goto out;
-    rc = synflow(&net, &out[PROXY_SYNFLOW], e);
+    if (!(rc = synflow(&net, &out[PROXY_SYNFLOW], e)))
+        rc = net.be->sync(net.be->ctx, e);
 out:
     if (net.be)
         net_release(&net);

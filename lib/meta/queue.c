@@ -307,6 +307,25 @@ int queue_fail(Store *st, const Claim *c, int64_t run_id, const char *why, XErr 
     return owned_step(st, q, run_id, "recording a failed run", e);
 }
 
+int queue_terminate(Store *st, const Claim *c, int64_t run_id, const RunResult *r, const char *why, XErr *e)
+{
+    sqlite3_stmt *q;
+    if (owned_update(st, c, run_id,
+                     "UPDATE runs SET status = 'terminated-early', worker = NULL, lease_until = NULL,"
+                     " finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), valid_acc = ?3, test_acc = NULL,"
+                     " params = ?4, flops = ?5, seconds = ?6, device = ?7, error = ?8"
+                     " WHERE id = ?1 AND worker = ?2 AND status = 'running'",
+                     &q, e))
+        return e->code;
+    bind_or_null(q, 3, r->valid_acc < 0 ? 0.0 / 0.0 : r->valid_acc);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)r->params);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)r->flops);
+    sqlite3_bind_double(q, 6, r->seconds);
+    sqlite3_bind_text(q, 7, r->device, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 8, why, -1, SQLITE_TRANSIENT);
+    return owned_step(st, q, run_id, "stopping a run early", e);
+}
+
 int queue_release(Store *st, const Claim *c, int64_t run_id, XErr *e)
 {
     sqlite3_stmt *q;
@@ -362,7 +381,7 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
         o = json_object();
     if (store_prepare(st, &q,
                       "SELECT a.space, a.arch, d.name, p.name, p.hash, r.seed, r.id, r.status, r.valid_acc,"
-                      " r.test_acc, r.params, r.flops, r.seconds, r.device, r.error FROM runs r"
+                      " r.test_acc, r.params, r.flops, r.seconds, r.device, r.error, p.recipe FROM runs r"
                       " JOIN archs a ON a.id = r.arch_id JOIN datasets d ON d.id = r.dataset_id"
                       " JOIN protocols p ON p.id = r.protocol_id WHERE r.id = ?1",
                       e)) {
@@ -393,6 +412,8 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
         json_object_set_new(o, "device", json_string((const char *)sqlite3_column_text(q, 13)));
     if (sqlite3_column_type(q, 14) != SQLITE_NULL)
         json_object_set_new(o, "error", json_string((const char *)sqlite3_column_text(q, 14)));
+    /* the whole recipe, so xfer-ingest runs recreates the same protocol */
+    json_object_set_new(o, "recipe", json_loads((const char *)sqlite3_column_text(q, 15), 0, NULL));
     sqlite3_finalize(q);
 
     curve = json_array();
@@ -420,7 +441,7 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
         json_decref(o);
         return store_fail(st, e, "reading a curve");
     }
-    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!s)
         return xerr_set(e, XE_FAIL, "out of memory");

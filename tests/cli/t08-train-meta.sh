@@ -193,3 +193,17 @@ tm --db "$T/ref.db" work --threads 1
 expect_rc 0
 expect_eq "$(grep -c "^xfer-train-meta: run [0-9]* done (.* on c, seed 0) in [0-9.]* s; [01] left, about [0-9]*s$" "$err")" 2 \
     "progress log lines"
+
+# export: the finished runs as records that xfer-ingest runs takes back,
+# protocol (recipe and hash) and curves included
+tm --db "$T/ref.db" export --dataset c
+expect_rc 0
+cp "$out" "$T/export.jsonl"
+expect_eq "$(wc -l <"$T/export.jsonl")" "$(sqlite3 "$T/ref.db" "SELECT count(*) FROM runs WHERE status = 'done'")" \
+    "exported runs"
+run ingest --db "$T/imported.db" runs "$T/export.jsonl"
+expect_rc 0
+expect_eq "$(results "$T/imported.db")" "$(results "$T/ref.db" | grep '|done|')" "runs exported and imported"
+expect_eq "$(sqlite3 "$T/imported.db" "SELECT group_concat(hash) FROM (SELECT hash FROM protocols ORDER BY hash)")" \
+    "$(sqlite3 "$T/ref.db" "SELECT group_concat(hash) FROM (SELECT hash FROM protocols WHERE id IN
+        (SELECT protocol_id FROM runs WHERE status = 'done') ORDER BY hash)")" "protocol hashes"
