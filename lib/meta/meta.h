@@ -95,6 +95,10 @@ typedef struct RunResult {
 } RunResult;
 int queue_finish(Store *st, const Claim *c, int64_t run_id, const RunResult *r, XErr *e);
 int queue_fail(Store *st, const Claim *c, int64_t run_id, const char *why, XErr *e);
+/* Ends a run early (status 'terminated-early', never claimed again): its
+ * curve so far stays, r holds its last validation accuracy (test_acc
+ * none), why goes into error; conditional on the claim as queue_finish. */
+int queue_terminate(Store *st, const Claim *c, int64_t run_id, const RunResult *r, const char *why, XErr *e);
 /* Gives the run back (interrupted): planned again, progress kept. */
 int queue_release(Store *st, const Claim *c, int64_t run_id, XErr *e);
 
@@ -109,6 +113,13 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
 
 /* ---- the worker (worker.c) ---- */
 
+/* Asked after each epoch of a run once its point is stored (and before the
+ * checkpoint): *stop = 1 ends the run there as terminated-early, with why
+ * (a message of up to whylen bytes) recorded (e.g. early_stop_work in
+ * model/earlystop.h). A failure fails the run as any other would. */
+typedef int (*WorkStopFn)(void *ctx, Store *st, const RunInfo *ri, int epoch, int epochs, int *stop, char *why,
+                          size_t whylen, XErr *e);
+
 typedef struct WorkOpts {
     const char *device;  /* cpu, cuda, auto */
     int threads;
@@ -119,18 +130,21 @@ typedef struct WorkOpts {
     int progress;        /* 1: a bar on stderr (a terminal), 0: log lines */
     const int64_t *only; /* restrict to these runs (run's pipe form) */
     int nonly;
+    WorkStopFn stop;     /* early termination (NULL: none) and its context */
+    void *stop_ctx;
 } WorkOpts;
 
 typedef struct WorkStats {
-    long done, failed;
+    long done, failed, stopped; /* stopped: terminated early */
     double seconds;      /* wall time of worker_run */
     double book;         /* of which bookkeeping: claims, queue counts, curve
                             points, checkpoints, results, heartbeat thread
                             start and stop, the JSON lines */
 } WorkStats;
 
-/* Claims and trains runs until none is left or a limit is reached; one
- * JSON line per finished run on out (NULL: none). XE_INTR after SIGINT/SIGTERM (the
+/* Claims and trains runs until none is left or a limit is reached (runs
+ * stopped early count towards max_runs); one JSON line per finished or
+ * stopped run on out (NULL: none). XE_INTR after SIGINT/SIGTERM (the
  * current run checkpointed and released). */
 int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e);
 

@@ -91,7 +91,7 @@ static void heart_stop(Heart *h)
 /* ---- progress: a bar on a terminal, a log line per run otherwise ---- */
 
 typedef struct Progress {
-    long finished;  /* runs this worker ended (done or failed) */
+    long finished;  /* runs this worker ended (done, stopped early or failed) */
     long left;      /* runs not finished in the queue when the current one was claimed */
     int workers;    /* live workers then, this one included */
     double busy;    /* seconds this worker spent on its finished runs */
@@ -123,6 +123,9 @@ static const char *eta(const Progress *pg, double cur_left, double cur_total, lo
 
 /* ---- one run ---- */
 
+/* on_epoch's status when the stop hook ends the run (no message set) */
+#define WORK_STOPPED 100
+
 typedef struct Job {
     Store *st;
     const Claim *claim;
@@ -136,6 +139,8 @@ typedef struct Job {
     const Progress *pg;
     int start;      /* the epoch it resumed from */
     double *book;   /* bookkeeping seconds (WorkStats.book) */
+    int stop_epoch; /* the epoch the stop hook ended it at (0: none) */
+    char why[256];  /* and why */
 } Job;
 
 static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
@@ -147,13 +152,22 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
     /* the point first, then the checkpoint: a resumed run re-trains from
      * the checkpoint and rewrites the points after it with the same values */
     double t = now_mono();
-    int rc = queue_epoch(j->st, j->claim, j->ri->id, p, e);
+    int rc = queue_epoch(j->st, j->claim, j->ri->id, p, e), stop = 0;
+    j->last_valid = p->valid_acc;
+    /* early termination: asked once the point is stored, before the
+     * checkpoint a stopped run no longer needs */
+    if (!rc && j->o->stop)
+        rc = j->o->stop(j->o->stop_ctx, j->st, j->ri, p->epoch, j->epochs, &stop, j->why, sizeof j->why, e);
+    if (!rc && stop) {
+        *j->book += now_mono() - t;
+        j->stop_epoch = p->epoch;
+        return WORK_STOPPED;
+    }
     if (!rc && p->epoch < j->epochs)
         rc = net_checkpoint_write(net, p->epoch, j->ckpt, e);
     *j->book += now_mono() - t;
     if (rc)
         return rc;
-    j->last_valid = p->valid_acc;
     if (j->o->progress) {
         /* [#####.....] 3/40 runs  run 57 epoch 4/12  loss 1.2345 valid 0.4321  ETA 37m10s */
         const Progress *pg = j->pg;
@@ -241,7 +255,7 @@ int meta_build_net(Net *net, const NnBackend *be, const char *space, const char 
     return net_finalize(net, seed, e);
 }
 
-typedef enum { RUN_DONE, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
+typedef enum { RUN_DONE, RUN_STOPPED, RUN_FAILED, RUN_LOST, RUN_INTR, RUN_ERROR } RunEnd;
 
 static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBackend *be, const char *device,
                         RunInfo *ri, const Progress *pg, double *book, FILE *out, XErr *e)
@@ -251,13 +265,13 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     TaskFile t = { 0 };
     Net net = { 0 };
     Heart heart;
-    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono(), pg, 0, book };
+    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono(), pg, 0, book, 0, "" };
     SpaceCost cost = { 0, 0 };
     double mean[4], std[4], test_acc = -1;
     char *task = NULL, *ckpt = NULL, *dir = NULL;
     int start = 0, rc;
     XErr re = { 0 };
-    RunEnd end;
+    RunEnd end = RUN_ERROR;
     double t0 = now_mono();
 
     if (heart_start(&heart, st->path, c, ri->id, e))
@@ -300,13 +314,17 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     t0 = now_mono();
     heart_stop(&heart);
 
-    if (rc == XE_OK) {
+    if (rc == XE_OK || rc == WORK_STOPPED) {
         RunResult res = { j.last_valid, test_acc, now_mono() - j.t0, cost.params, cost.flops, device };
-        if (queue_finish(st, c, ri->id, &res, &re))
+        int stopped = rc == WORK_STOPPED;
+        if (stopped ? queue_terminate(st, c, ri->id, &res, j.why, &re) : queue_finish(st, c, ri->id, &res, &re))
             rc = re.code;
+        else {
+            rc = XE_OK;
+            end = stopped ? RUN_STOPPED : RUN_DONE;
+        }
     }
     if (rc == XE_OK) {
-        end = RUN_DONE;
         unlink(ckpt);
         if (out && queue_print_run(st, ri->id, NULL, out, e))
             end = RUN_ERROR;
@@ -332,6 +350,9 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     if (end == RUN_FAILED)
         fprintf(stderr, "%sxfer-train-meta: run %lld failed: %s\n", o->progress ? "\r\033[K" : "",
                 (long long)ri->id, re.msg);
+    else if (end == RUN_STOPPED)
+        fprintf(stderr, "%sxfer-train-meta: run %lld stopped early (%s on %s, seed %lld): %s\n",
+                o->progress ? "\r\033[K" : "", (long long)ri->id, ri->arch, ri->dataset, (long long)ri->seed, j.why);
     if (net.be)
         net_release(&net);
     if (t.map)
@@ -368,7 +389,7 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
             rc = xerr_set(e, XE_INTR, "interrupted");
             break;
         }
-        if (o->max_runs && ws->done + ws->failed >= o->max_runs)
+        if (o->max_runs && ws->done + ws->failed + ws->stopped >= o->max_runs)
             break;
         if (o->max_hours > 0 && now_mono() - t0 >= o->max_hours * 3600)
             break;
@@ -391,7 +412,7 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
             pg.left = o->nonly - pg.finished;
         t1 = now_mono();
         end = train_one(st, &c, o, be, device, &ri, &pg, &ws->book, out, e);
-        if (end == RUN_DONE || end == RUN_FAILED) {
+        if (end == RUN_DONE || end == RUN_STOPPED || end == RUN_FAILED) {
             pg.finished++;
             pg.busy += now_mono() - t1;
             pg.left--;
@@ -407,6 +428,8 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
         run_info_free(&ri);
         if (end == RUN_DONE)
             ws->done++;
+        else if (end == RUN_STOPPED)
+            ws->stopped++;
         else if (end == RUN_FAILED)
             ws->failed++;
         else if (end == RUN_INTR)

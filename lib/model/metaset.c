@@ -6,8 +6,8 @@
 #include "meta/meta.h"
 #include "model/metaset.h"
 
-/* The protocol: by name or hash prefix, or the one with the most runs. */
-static int pick_protocol(Store *st, const Space *sp, const char *want, int64_t *id, MetaSet *ms, XErr *e)
+int metaset_protocol(Store *st, const Space *sp, const char *want, int64_t *id, char name[128], char hash[65],
+                     XErr *e)
 {
     sqlite3_stmt *q = NULL;
     int rc, found = 0;
@@ -28,8 +28,8 @@ static int pick_protocol(Store *st, const Space *sp, const char *want, int64_t *
             break;
         }
         *id = sqlite3_column_int64(q, 0);
-        snprintf(ms->protocol, sizeof ms->protocol, "%s", (const char *)sqlite3_column_text(q, 1));
-        snprintf(ms->protocol_hash, sizeof ms->protocol_hash, "%s", (const char *)sqlite3_column_text(q, 2));
+        snprintf(name, 128, "%s", (const char *)sqlite3_column_text(q, 1));
+        snprintf(hash, 65, "%s", (const char *)sqlite3_column_text(q, 2));
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -43,7 +43,7 @@ static int pick_protocol(Store *st, const Space *sp, const char *want, int64_t *
         return xerr_set(e, XE_USAGE,
                         "protocol '%s' matches several recipes (%.12s, %.12s, ...): give a hash prefix (xfer-train-meta"
                         " status shows them)",
-                        want, ms->protocol_hash, other);
+                        want, hash, other);
     return XE_OK;
 }
 
@@ -61,7 +61,7 @@ int metaset_load(Store *st, const Space *sp, const char *protocol, int min_runs,
     Protocol p;
     memset(ms, 0, sizeof *ms);
     ms->sp = sp;
-    if (pick_protocol(st, sp, protocol, &pid, ms, e))
+    if (metaset_protocol(st, sp, protocol, &pid, ms->protocol, ms->protocol_hash, e))
         return e->code;
     {
         /* the macro the params and FLOPs baselines are counted at */

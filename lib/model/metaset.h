@@ -42,6 +42,12 @@ typedef struct MetaSet {
  * message when nothing is left ("no finished nb201 runs in 'x.db'"). */
 int metaset_load(Store *st, const Space *sp, const char *protocol, int min_runs, MetaSet *ms, XErr *e);
 void metaset_free(MetaSet *ms);
+/* The protocol runs of space sp are read under: by name or hash prefix
+ * (want), or (want NULL or "") the one with the most done runs; *id, its
+ * name and hash out. Fails naming what is missing, or XE_USAGE when a name
+ * matches several recipes. */
+int metaset_protocol(Store *st, const Space *sp, const char *want, int64_t *id, char name[128], char hash[65],
+                     XErr *e);
 /* Task index by name, -1 if absent. */
 int metaset_task(const MetaSet *ms, const char *name);
 

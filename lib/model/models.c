@@ -23,37 +23,49 @@ json_t *models_fitted_on(const MetaSet *ms, const char *use, const int *map, uin
     return fitted;
 }
 
-int models_add(Store *st, const char *space, const XferModel *m, const json_t *fitted, int64_t *id, XErr *e)
+/* Inserts a model row; *id out. */
+static int models_insert(Store *st, const char *kind, const char *space, const json_t *fitted, const json_t *cfg,
+                         const void *blob, size_t len, int64_t *id, XErr *e)
 {
-    const XferConfig *c = xfer_config(m);
-    void *blob = NULL;
-    size_t len = 0;
     sqlite3_stmt *q = NULL;
     char *fj = NULL, *cj = NULL;
-    json_t *cfg = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:I}", "embed", c->embed, "hidden",
-                            c->hidden, "mlp", c->mlp, "mlp_depth", c->mlp_depth, "res_hidden", c->res_hidden,
-                            "token_len", c->token_len, "alpha", (double)c->alpha, "lr", (double)c->lr, "epochs",
-                            c->epochs, "batch", c->batch, "ensemble", c->ensemble, "seed", (json_int_t)c->seed);
-    int rc = xfer_save(m, &blob, &len, e);
-    if (!rc && (!cfg || !(fj = json_dumps(fitted, JSON_COMPACT | JSON_SORT_KEYS)) ||
-                !(cj = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS))))
+    int rc = XE_OK;
+    if (!cfg || !(fj = json_dumps(fitted, JSON_COMPACT | JSON_SORT_KEYS)) ||
+        !(cj = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS)))
         rc = xerr_set(e, XE_FAIL, "out of memory");
     if (!rc && !(rc = store_prepare(st, &q,
                                     "INSERT INTO models (kind, space, fitted_on, config, blob) VALUES"
-                                    " ('xfer', ?1, ?2, ?3, ?4) RETURNING id",
+                                    " (?5, ?1, ?2, ?3, ?4) RETURNING id",
                                     e))) {
         sqlite3_bind_text(q, 1, space, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, fj, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 3, cj, -1, SQLITE_STATIC);
         sqlite3_bind_blob64(q, 4, blob, len, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, kind, -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW)
             *id = sqlite3_column_int64(q, 0);
         else
             rc = store_fail(st, e, "storing the model");
         sqlite3_finalize(q);
     }
+    free(fj), free(cj);
+    return rc;
+}
+
+int models_add(Store *st, const char *space, const XferModel *m, const json_t *fitted, int64_t *id, XErr *e)
+{
+    const XferConfig *c = xfer_config(m);
+    void *blob = NULL;
+    size_t len = 0;
+    json_t *cfg = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:I}", "embed", c->embed, "hidden",
+                            c->hidden, "mlp", c->mlp, "mlp_depth", c->mlp_depth, "res_hidden", c->res_hidden,
+                            "token_len", c->token_len, "alpha", (double)c->alpha, "lr", (double)c->lr, "epochs",
+                            c->epochs, "batch", c->batch, "ensemble", c->ensemble, "seed", (json_int_t)c->seed);
+    int rc = xfer_save(m, &blob, &len, e);
+    if (!rc)
+        rc = models_insert(st, "xfer", space, fitted, cfg, blob, len, id, e);
     json_decref(cfg);
-    free(fj), free(cj), free(blob);
+    free(blob);
     return rc;
 }
 
@@ -149,4 +161,114 @@ int models_find_fitted(Store *st, const MetaSet *ms, const char *use, int64_t *i
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store_fail(st, e, "reading models");
     return XE_OK;
+}
+
+/* ---- rankers ---- */
+
+json_t *models_ranker_fitted_on(const CurveSet *cs, const char *use, const int *map, uint64_t seed, double seconds)
+{
+    json_t *ds = json_array();
+    int runs = 0, epochs = 0;
+    if (!ds)
+        return NULL;
+    for (int t = 0; t < cs->ntasks; t++) {
+        if (use && !use[t])
+            continue;
+        if (json_array_append_new(ds, json_pack("{s:s,s:i,s:i,s:i}", "name", cs->tasks[t].name, "index",
+                                                map ? map[t] : t, "runs", cs->tasks[t].n, "epochs",
+                                                cs->tasks[t].epochs))) {
+            json_decref(ds);
+            return NULL;
+        }
+        runs += cs->tasks[t].n;
+        if (cs->tasks[t].epochs > epochs)
+            epochs = cs->tasks[t].epochs;
+    }
+    return json_pack("{s:s,s:s,s:o,s:i,s:i,s:I,s:f}", "protocol", cs->protocol, "protocol_hash", cs->protocol_hash,
+                     "datasets", ds, "runs", runs, "epochs", epochs, "seed", (json_int_t)seed, "seconds", seconds);
+}
+
+int models_add_ranker(Store *st, const char *space, const Ranker *r, const json_t *fitted, int64_t *id, XErr *e)
+{
+    const RankerConfig *c = ranker_config(r);
+    void *blob = NULL;
+    size_t len = 0;
+    json_t *cfg = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:i,s:I}", "embed", c->embed, "arch_hidden",
+                            c->arch_hidden, "curve_dim", c->curve_dim, "curve_hidden", c->curve_hidden, "ds_embed",
+                            c->ds_embed, "mlp", c->mlp, "mlp_depth", c->mlp_depth, "token_len", c->token_len, "lr",
+                            (double)c->lr, "steps", c->steps, "batch", c->batch, "seed", (json_int_t)c->seed);
+    int rc = ranker_save(r, &blob, &len, e);
+    if (!rc)
+        rc = models_insert(st, "ranker", space, fitted, cfg, blob, len, id, e);
+    json_decref(cfg);
+    free(blob);
+    return rc;
+}
+
+int models_load_ranker(Store *st, const char *space, int64_t want, StoredRanker *l, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    memset(l, 0, sizeof *l);
+    if (store_prepare(st, &q,
+                      want ? "SELECT id, space, fitted_on, blob, kind FROM models WHERE id = ?2"
+                           : "SELECT id, space, fitted_on, blob, kind FROM models WHERE kind = 'ranker'"
+                             " AND space = ?1 ORDER BY id DESC LIMIT 1",
+                      e))
+        return e->code;
+    sqlite3_bind_text(q, 1, space, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, want);
+    if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE)
+            return store_fail(st, e, "reading models");
+        return want ? xerr_set(e, XE_FAIL, "no model %lld in '%s'", (long long)want, st->path)
+                    : xerr_set(e, XE_FAIL,
+                               "no fitted %s ranker in '%s' (run 'xfer-predict fit --space %s' on runs with curves"
+                               " of 3 epochs or more first)",
+                               space, st->path, space);
+    }
+    l->id = sqlite3_column_int64(q, 0);
+    if (strcmp((const char *)sqlite3_column_text(q, 4), "ranker")) {
+        rc = xerr_set(e, XE_FAIL, "model %lld is a %s model, not a ranker", (long long)l->id,
+                      (const char *)sqlite3_column_text(q, 4));
+    } else if (strcmp((const char *)sqlite3_column_text(q, 1), space)) {
+        rc = xerr_set(e, XE_FAIL, "model %lld was fitted for space %s, not %s", (long long)l->id,
+                      (const char *)sqlite3_column_text(q, 1), space);
+    } else if (!(l->fitted = json_loads((const char *)sqlite3_column_text(q, 2), 0, NULL))) {
+        rc = xerr_set(e, XE_FAIL, "model %lld: its fitted_on record is not JSON", (long long)l->id);
+    } else {
+        XErr le = { 0 };
+        if ((rc = ranker_load(&l->r, sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), &le)))
+            xerr_set(e, XE_FAIL, "model %lld: %s", (long long)l->id, le.msg);
+        snprintf(l->protocol_hash, sizeof l->protocol_hash, "%s",
+                 json_string_value(json_object_get(l->fitted, "protocol_hash")) ?: "");
+    }
+    sqlite3_finalize(q);
+    if (!rc && ranker_config(l->r)->token_len != space_find(space)->token_len)
+        rc = xerr_set(e, XE_FAIL, "model %lld reads %d tokens an arch, the %s space has %d", (long long)l->id,
+                      ranker_config(l->r)->token_len, space, space_find(space)->token_len);
+    if (rc)
+        stored_ranker_release(l);
+    return rc;
+}
+
+void stored_ranker_release(StoredRanker *l)
+{
+    ranker_free(l->r);
+    json_decref(l->fitted);
+    memset(l, 0, sizeof *l);
+}
+
+int stored_ranker_dataset(const StoredRanker *l, const char *name)
+{
+    json_t *ds = json_object_get(l->fitted, "datasets"), *d;
+    size_t i;
+    json_array_foreach(ds, i, d) {
+        json_int_t k = json_integer_value(json_object_get(d, "index"));
+        if (!strcmp(json_string_value(json_object_get(d, "name")) ?: "", name) && k >= 0 &&
+            k < ranker_ndatasets(l->r))
+            return (int)k;
+    }
+    return -1;
 }
