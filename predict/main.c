@@ -1,10 +1,12 @@
-/* xfer-predict: fits the XferNAS transfer predictor on the meta-dataset in
- * the store, scores architectures for a task with few or no evaluations on
- * it, and reports how well that works with one task held out.
+/* xfer-predict: fits the XferNAS transfer predictor and the learning-curve
+ * ranker on the meta-dataset in the store, scores architectures for a task
+ * with few or no evaluations on it, ranks partial learning curves, and
+ * reports how well both work with one task held out.
  * To add a command: write cmd_NAME(argc, argv, e) and list it in commands[]. */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +17,11 @@
 #include "core/config.h"
 #include "core/rng.h"
 #include "db/store.h"
+#include "model/curveset.h"
+#include "model/earlystop.h"
 #include "model/metaset.h"
 #include "model/models.h"
+#include "model/ranker.h"
 #include "model/xfer.h"
 #include "space/space.h"
 
@@ -27,9 +32,13 @@ static const char usage[] =
     "\n"
     "  fit --space S [--sources A,B,...] [--target T] [--protocol P]\n"
     "      [--epochs N] [--ensemble K] [--seed S] [--min-runs M] [--json]\n"
+    "      [--no-ranker] [--ranker-steps N]\n"
     "      fit the transfer predictor (universal part on the source tasks,\n"
     "      a residual per task; with --target, also the target's residual\n"
-    "      on its evaluations) and store it; prints a summary\n"
+    "      on its evaluations) and store it; prints a summary. Also fits\n"
+    "      the learning-curve ranker on the runs' validation curves (those\n"
+    "      of 3 epochs or more; the sources and the target) unless\n"
+    "      --no-ranker\n"
     "  score --dataset T [--space S] [--model ID] [--sample N [--seed S]]\n"
     "        [--top K]\n"
     "      add \"pred\" and \"pred_std\" (predicted validation accuracy) to\n"
@@ -37,13 +46,23 @@ static const char usage[] =
     "      archs; --top K prints the best K only, best first. T's residual\n"
     "      is used when the model has one, else fitted on T's evaluations in\n"
     "      the store, else the universal part alone (zero-shot)\n"
+    "  curves [--dataset T] [--space S] [--model ID] [--protocol P]\n"
+    "      p(a run ends above the best finished run of its dataset and\n"
+    "      protocol) from its curve so far, by the ranker: the running and\n"
+    "      done runs of T in the store, or the run records on stdin\n"
+    "      ({\"arch\":..,\"dataset\":..,\"curve\":[{\"epoch\":1,\"valid_acc\":..},..]},\n"
+    "      other fields kept); adds \"p_beats_best\", \"best_run\", \"best_acc\"\n"
     "  eval --holdout T [--space S] [--protocol P] [--k 0,5,10,20,50]\n"
     "       [--repeats R] [--epochs N] [--seed S] [--json]\n"
+    "       [--deltas 0.001,0.01,..] [--min-epochs E] [--ranker-steps N] [--no-ranker]\n"
     "      leave-one-dataset-out: fit on every task but T, then rank T's\n"
     "      archs from k of its evaluations; Spearman, Kendall tau and the\n"
     "      precision of the predicted top 5% and 10%, against params,\n"
     "      FLOPs, the best single source task and a surrogate fitted on\n"
-    "      the k evaluations alone\n"
+    "      the k evaluations alone. Then early termination over T's stored\n"
+    "      curves in R seeded orders, with a ranker fitted on the other\n"
+    "      tasks at each delta and with the curve-below-best rule: training\n"
+    "      time saved and regret\n"
     "\n"
     "  --protocol P  runs of one training protocol (name or hash prefix;\n"
     "                default: the one with the most finished runs)\n"
@@ -63,15 +82,18 @@ typedef struct Opts {
     const char *space, *target, *protocol, *dataset, *holdout;
     char **sources;
     int nsources;
-    long epochs, ensemble, seed, min_runs, sample, top, repeats, model;
-    int json, seed_set;
+    long epochs, ensemble, seed, min_runs, sample, top, repeats, model, ranker_steps, min_epochs;
+    int json, seed_set, no_ranker;
     long ks[16];
     int nks;
+    double deltas[16];
+    int ndeltas;
 } Opts;
 
 enum {
     O_SPACE = 256, O_SOURCES, O_TARGET, O_PROTOCOL, O_EPOCHS, O_ENSEMBLE, O_SEED, O_MIN_RUNS, O_JSON, O_DATASET,
-    O_MODEL, O_SAMPLE, O_TOP, O_HOLDOUT, O_K, O_REPEATS, O_HELP
+    O_MODEL, O_SAMPLE, O_TOP, O_HOLDOUT, O_K, O_REPEATS, O_NO_RANKER, O_RANKER_STEPS, O_DELTAS, O_MIN_EPOCHS,
+    O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -83,6 +105,8 @@ static const struct option all_opts[] = {
     { "model", required_argument, 0, O_MODEL },       { "sample", required_argument, 0, O_SAMPLE },
     { "top", required_argument, 0, O_TOP },           { "holdout", required_argument, 0, O_HOLDOUT },
     { "k", required_argument, 0, O_K },               { "repeats", required_argument, 0, O_REPEATS },
+    { "no-ranker", no_argument, 0, O_NO_RANKER },     { "ranker-steps", required_argument, 0, O_RANKER_STEPS },
+    { "deltas", required_argument, 0, O_DELTAS },     { "min-epochs", required_argument, 0, O_MIN_EPOCHS },
     { "help", no_argument, 0, O_HELP },               { 0, 0, 0, 0 },
 };
 
@@ -96,8 +120,12 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     o->repeats = 3;
     o->ensemble = 1;
     static const long kdef[] = { 0, 5, 10, 20, 50 };
+    static const double ddef[] = { 0.001, 0.01, 0.05, 0.1, 0.2 };
     memcpy(o->ks, kdef, sizeof kdef);
     o->nks = 5;
+    memcpy(o->deltas, ddef, sizeof ddef);
+    o->ndeltas = 5;
+    o->min_epochs = 1;
     while (rc == XE_OK && (c = getopt_long(argc, argv, "", all_opts, NULL)) != -1) {
         int ok = c == O_HELP;
         char msg[96];
@@ -134,6 +162,22 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
                 rc = cli_long("--k", ks[i], 0, 1L << 20, &o->ks[i], e);
             o->nks = n;
             cli_free_list(ks, n);
+            break;
+        }
+        case O_NO_RANKER: o->no_ranker = 1; break;
+        case O_RANKER_STEPS: rc = cli_long("--ranker-steps", optarg, 1, 10000000, &o->ranker_steps, e); break;
+        case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
+        case O_DELTAS: {
+            char **ds;
+            int n;
+            if ((rc = cli_split("--deltas", optarg, &ds, &n, e)))
+                break;
+            if (n > 16)
+                rc = xerr_set(e, XE_USAGE, "--deltas: at most 16 values");
+            for (int i = 0; !rc && i < n; i++)
+                rc = cli_double("--deltas", ds[i], 0, 1, &o->deltas[i], e);
+            o->ndeltas = n;
+            cli_free_list(ds, n);
             break;
         }
         case O_HELP: fputs(usage, stdout); return -1;
@@ -196,10 +240,103 @@ static int fit_sources(const MetaSet *ms, const Opts *o, const char *use, int *m
     return metaset_fit(ms, use, map, &c, fit_epoch, &log, m, e);
 }
 
+/* ---- the ranker ---- */
+
+typedef struct RankLog {
+    int quiet;
+    double loss, acc;
+} RankLog;
+
+static int rank_step(void *ctx, int step, int steps, double loss, double acc, XErr *e)
+{
+    RankLog *l = ctx;
+    l->loss = loss;
+    l->acc = acc;
+    if (!l->quiet && (step == steps || step % 500 == 0))
+        fprintf(stderr, "%s: ranker step %d/%d: pair loss %.4f, pairs ordered right %.1f%%\n", tool, step, steps, loss,
+                100 * acc);
+    return XE_OK;
+}
+
+/* Fits a new ranker on the curves of cs's tasks flagged in use (NULL:
+ * all); map[t] gets task t's embedding index. */
+static int fit_ranker(const CurveSet *cs, const Opts *o, const char *use, int *map, int quiet, Ranker **r,
+                      RankLog *log, XErr *e)
+{
+    RankerConfig c;
+    int rc;
+    ranker_config_default(&c, cs->sp->token_len, cs->sp->vocab, 1);
+    if (o->ranker_steps)
+        c.steps = (int)o->ranker_steps;
+    c.seed = (uint64_t)o->seed;
+    *log = (RankLog){ quiet, 0, 0 };
+    if ((rc = ranker_new(r, &c, e)))
+        return rc;
+    if ((rc = curveset_fit(cs, use, map, *r, rank_step, 100, log, e))) {
+        ranker_free(*r);
+        *r = NULL;
+    }
+    return rc;
+}
+
+/* fit's ranker: on the curves (3 epochs or more) of the sources and the
+ * target under ms's protocol; *fitted stays NULL when there are none. */
+static int fit_store_ranker(Store *st, const MetaSet *ms, const Opts *o, json_t **fitted, XErr *e)
+{
+    CurveSet cs;
+    Ranker *r = NULL;
+    RankLog log;
+    char *use = NULL;
+    int *map = NULL, rc, pairs = 0;
+    int64_t id;
+    double t0 = now_mono();
+    *fitted = NULL;
+    if ((rc = curveset_load(st, ms->sp, ms->protocol_hash, 3, &cs, e)))
+        return rc;
+    use = calloc((size_t)cs.ntasks + 1, 1);
+    map = calloc((size_t)cs.ntasks + 1, sizeof *map);
+    if (!use || !map) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    for (int t = 0; t < cs.ntasks; t++) {
+        use[t] = !o->nsources || (o->target && !strcmp(cs.tasks[t].name, o->target));
+        for (int i = 0; i < o->nsources; i++)
+            use[t] |= !strcmp(cs.tasks[t].name, o->sources[i]);
+        pairs |= use[t] && cs.tasks[t].n >= 2;
+    }
+    if (!pairs) {
+        fprintf(stderr, "%s: no ranker: no task has two finished runs with curves of 3 epochs or more under protocol"
+                        " '%s'\n", tool, ms->protocol);
+        goto out;
+    }
+    fprintf(stderr, "%s: fitting the ranker on the curves of %d runs\n", tool, cs.n);
+    if ((rc = fit_ranker(&cs, o, use, map, 0, &r, &log, e)))
+        goto out;
+    if (!(*fitted = models_ranker_fitted_on(&cs, use, map, (uint64_t)o->seed, now_mono() - t0))) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    json_object_set_new(*fitted, "pair_acc", json_real(log.acc));
+    if ((rc = models_add_ranker(st, ms->sp->name, r, *fitted, &id, e))) {
+        json_decref(*fitted);
+        *fitted = NULL;
+        goto out;
+    }
+    json_object_set_new(*fitted, "model", json_integer(id));
+out:
+    ranker_free(r);
+    free(use), free(map);
+    curveset_free(&cs);
+    return rc;
+}
+
+/* ---- fit ---- */
+
 static int cmd_fit(int argc, char **argv, XErr *e)
 {
     static const int allowed[] = { O_SPACE, O_SOURCES, O_TARGET, O_PROTOCOL, O_EPOCHS, O_ENSEMBLE,
-                                   O_SEED,  O_MIN_RUNS, O_JSON, 0 };
+                                   O_SEED,  O_MIN_RUNS, O_JSON, O_NO_RANKER, O_RANKER_STEPS, 0 };
     Opts o;
     Store st;
     MetaSet ms;
@@ -208,7 +345,7 @@ static int cmd_fit(int argc, char **argv, XErr *e)
     int *map = NULL, rc = parse_opts(argc, argv, "fit", allowed, &o, e), target = -1, ttask = -1;
     double t0 = now_mono(), tmean = 0, tstd = 1;
     int64_t id = 0;
-    json_t *fitted = NULL;
+    json_t *fitted = NULL, *rfitted = NULL;
     if (rc)
         goto out;
     if ((rc = store_open(&st, db_path, 0, e)))
@@ -275,23 +412,46 @@ static int cmd_fit(int argc, char **argv, XErr *e)
     }
     if ((rc = models_add(&st, ms.sp->name, m, fitted, &id, e)))
         goto done;
+    if (!o.no_ranker && (rc = fit_store_ranker(&st, &ms, &o, &rfitted, e)))
+        goto done;
     if (o.json) {
         json_object_set_new(fitted, "model", json_integer(id));
         json_object_set_new(fitted, "space", json_string(ms.sp->name));
+        if (rfitted)
+            json_object_set(fitted, "ranker", rfitted);
         char *s = json_dumps(fitted, JSON_COMPACT | JSON_SORT_KEYS);
         if (s)
             puts(s);
         free(s);
     } else {
         printf("model %lld: %s, protocol '%s' (%.12s), %zu parameters a member, fitted in %.1f s on\n", (long long)id,
-               ms.sp->name, ms.protocol, ms.protocol_hash, xfer_param_count(m), now_mono() - t0);
+               ms.sp->name, ms.protocol, ms.protocol_hash, xfer_param_count(m),
+               json_number_value(json_object_get(fitted, "seconds")));
         for (int t = 0; t < ms.ntasks; t++)
             if (use[t] || t == target)
                 printf("  %-24s %6d runs  mean %.4f  std %.4f%s\n", ms.tasks[t].name, ms.tasks[t].n, ms.tasks[t].mean,
                        ms.tasks[t].std, t == target ? "  (target)" : "");
+        if (rfitted) {
+            json_t *d;
+            size_t i;
+            printf("ranker %lld: %lld runs with curves of up to %lld epochs, fitted in %.1f s (pairs ordered right"
+                   " %.1f%%) on\n",
+                   (long long)json_integer_value(json_object_get(rfitted, "model")),
+                   (long long)json_integer_value(json_object_get(rfitted, "runs")),
+                   (long long)json_integer_value(json_object_get(rfitted, "epochs")),
+                   json_number_value(json_object_get(rfitted, "seconds")),
+                   100 * json_number_value(json_object_get(rfitted, "pair_acc")));
+            json_array_foreach(json_object_get(rfitted, "datasets"), i, d)
+                printf("  %-24s %6lld runs  %3lld epochs  embedding %lld\n",
+                       json_string_value(json_object_get(d, "name")),
+                       (long long)json_integer_value(json_object_get(d, "runs")),
+                       (long long)json_integer_value(json_object_get(d, "epochs")),
+                       (long long)json_integer_value(json_object_get(d, "index")));
+        }
     }
 done:
     json_decref(fitted);
+    json_decref(rfitted);
     xfer_free(m);
     free(use), free(map);
     metaset_free(&ms);
@@ -542,6 +702,248 @@ out:
     return rc;
 }
 
+/* ---- curves ---- */
+
+/* Adds p_beats_best, best_run and best_acc to rec (nulls when the dataset
+ * has no finished run with a curve under the protocol). */
+static int curves_rate(EarlyStop *es, Store *st, json_t *rec, const char *dataset, int64_t did, int64_t pid,
+                       const int *tokens, const float *curve, int n, XErr *e)
+{
+    EarlyVerdict v;
+    if (early_stop_prob(es, st, dataset, did, pid, tokens, curve, n, &v, e))
+        return e->code;
+    json_object_set_new(rec, "p_beats_best", v.have ? json_real(v.p) : json_null());
+    json_object_set_new(rec, "best_run", v.have ? json_integer(v.best_run) : json_null());
+    json_object_set_new(rec, "best_acc", v.have ? json_real(v.best_acc) : json_null());
+    return XE_OK;
+}
+
+static int print_rec(const json_t *rec, XErr *e)
+{
+    char *t = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (!t)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    puts(t);
+    free(t);
+    return XE_OK;
+}
+
+/* The running and done runs of a dataset (under one protocol when pid is
+ * not 0), with their curves so far. */
+static int curves_store(EarlyStop *es, Store *st, const char *dataset, int64_t pid, long *rated, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t did;
+    int rc = XE_OK, step;
+    long waiting = 0;
+    if (store_dataset_find(st, dataset, &did, e))
+        return e->code;
+    if (!did)
+        return xerr_set(e, XE_FAIL, "unknown dataset '%s' in '%s' ('xfer-ingest list' shows the stored ones)", dataset,
+                        st->path);
+    if (store_prepare(st, &q,
+                      "SELECT r.id, a.arch, p.id, p.name, p.hash, r.seed, r.status FROM runs r"
+                      " JOIN archs a ON a.id = r.arch_id JOIN protocols p ON p.id = r.protocol_id"
+                      " WHERE r.dataset_id = ?1 AND a.space = ?2 AND r.status IN ('running', 'done')"
+                      " AND (?3 = 0 OR r.protocol_id = ?3) ORDER BY r.id",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, did);
+    sqlite3_bind_text(q, 2, es->sp->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, pid);
+    while (!rc && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t run = sqlite3_column_int64(q, 0);
+        SpaceArch a;
+        int tokens[SPACE_MAX_TOKENS], n;
+        float *curve = NULL;
+        json_t *rec, *pts;
+        if ((rc = es->sp->parse((const char *)sqlite3_column_text(q, 1), &a, e)) ||
+            (rc = curve_read(st, run, &curve, &n, e)))
+            break;
+        if (!n) {
+            waiting++; /* no epoch finished yet: nothing to rank */
+            continue;
+        }
+        es->sp->encode(&a, tokens);
+        pts = json_array();
+        for (int k = 0; k < n; k++)
+            json_array_append_new(pts, json_pack("{s:i,s:f}", "epoch", k + 1, "valid_acc", (double)curve[k]));
+        rec = json_pack("{s:s,s:s,s:s,s:s,s:s%,s:I,s:I,s:s,s:i,s:f,s:o}", "space", es->sp->name, "arch",
+                        (const char *)sqlite3_column_text(q, 1), "dataset", dataset, "protocol",
+                        (const char *)sqlite3_column_text(q, 3), "protocol_hash",
+                        (const char *)sqlite3_column_text(q, 4), (size_t)12, "seed",
+                        (json_int_t)sqlite3_column_int64(q, 5), "run", (json_int_t)run, "status",
+                        (const char *)sqlite3_column_text(q, 6), "epochs", n, "valid_acc", (double)curve[n - 1],
+                        "curve", pts);
+        if (!rec)
+            rc = xerr_set(e, XE_FAIL, "out of memory");
+        if (!rc && !(rc = curves_rate(es, st, rec, dataset, did, sqlite3_column_int64(q, 2), tokens, curve, n, e)))
+            rc = print_rec(rec, e);
+        json_decref(rec);
+        free(curve);
+        (*rated)++;
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = store_fail(st, e, "reading runs");
+    sqlite3_finalize(q);
+    if (waiting)
+        fprintf(stderr, "%s: %ld running runs of '%s' have not finished an epoch yet\n", tool, waiting, dataset);
+    return rc;
+}
+
+/* A protocol by hash prefix or name: *pid 0 and le set when there is none
+ * or several. */
+static int curves_protocol(Store *st, const char *want, int64_t *pid, XErr *le, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int step, n = 0;
+    *pid = 0;
+    if (store_prepare(st, &q, "SELECT id FROM protocols WHERE hash LIKE ?1 || '%' OR name = ?1 LIMIT 2", e))
+        return e->code;
+    sqlite3_bind_text(q, 1, want, -1, SQLITE_STATIC);
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        if (!n++)
+            *pid = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE)
+        return store_fail(st, e, "reading protocols");
+    if (n != 1) {
+        *pid = 0;
+        xerr_set(le, XE_FAIL, n ? "protocol '%s' matches several recipes (give \"protocol_hash\")"
+                                : "unknown protocol '%s'", want);
+    }
+    return XE_OK;
+}
+
+/* Records why an input line is bad; the command goes on. */
+static int bad_line(XErr *le, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_line(XErr *le, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    le->code = XE_FAIL;
+    vsnprintf(le->msg, sizeof le->msg, fmt, ap);
+    va_end(ap);
+    return XE_OK;
+}
+
+/* Ranks one stdin record by its arch, dataset, protocol and curve and
+ * prints it; a bad one is left out with le saying why (the return status
+ * is for failures that end the command). */
+static int curves_line(EarlyStop *es, Store *st, const Opts *o, json_t *j, long *rated, XErr *le, XErr *e)
+{
+    const char *arch, *space, *dataset, *proto = NULL;
+    json_t *curve = json_object_get(j, "curve"), *pt, *pj = json_object_get(j, "protocol");
+    SpaceArch a;
+    int tokens[SPACE_MAX_TOKENS], n, rc;
+    int64_t did, pid;
+    float *acc = NULL;
+    size_t i;
+    if (!(arch = json_string_value(json_object_get(j, "arch"))))
+        return bad_line(le, "no \"arch\" string");
+    if ((space = json_string_value(json_object_get(j, "space"))) && strcmp(space, es->sp->name))
+        return bad_line(le, "space '%s', but the ranker is for %s", space, es->sp->name);
+    if (es->sp->parse(arch, &a, le))
+        return XE_OK;
+    if (!(dataset = json_string_value(json_object_get(j, "dataset"))))
+        return bad_line(le, "no \"dataset\" string");
+    if (!json_is_array(curve) || !(n = (int)json_array_size(curve)))
+        return bad_line(le, "no \"curve\" array of points");
+    if (store_dataset_find(st, dataset, &did, e))
+        return e->code;
+    if (!did)
+        return bad_line(le, "unknown dataset '%s' in '%s'", dataset, st->path);
+    /* the protocol: the record's hash, else its name, else --protocol, else the ranker's */
+    if (json_is_string(json_object_get(j, "protocol_hash")))
+        proto = json_string_value(json_object_get(j, "protocol_hash"));
+    else if (json_is_string(pj))
+        proto = json_string_value(pj);
+    else if (json_is_string(json_object_get(pj, "name")))
+        proto = json_string_value(json_object_get(pj, "name"));
+    else
+        proto = o->protocol ? o->protocol : es->sr.protocol_hash;
+    if ((rc = curves_protocol(st, proto, &pid, le, e)) || le->code)
+        return rc;
+    if (!(acc = malloc((size_t)n * sizeof *acc)))
+        return xerr_set(e, XE_FAIL, "out of memory");
+    json_array_foreach(curve, i, pt) {
+        json_t *ep = json_object_get(pt, "epoch"), *v = json_object_get(pt, "valid_acc");
+        if (!json_is_integer(ep) || json_integer_value(ep) != (json_int_t)i + 1) {
+            xerr_set(le, XE_FAIL, "curve point %zu: \"epoch\" is not %zu (epochs 1, 2, ... in order)", i + 1, i + 1);
+            break;
+        }
+        if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+            xerr_set(le, XE_FAIL, "curve point %zu: no number \"valid_acc\"", i + 1);
+            break;
+        }
+        acc[i] = (float)json_number_value(v);
+    }
+    es->sp->encode(&a, tokens);
+    if (!le->code && !(rc = curves_rate(es, st, j, dataset, did, pid, tokens, acc, n, e)))
+        rc = print_rec(j, e);
+    if (!le->code && !rc)
+        (*rated)++;
+    free(acc);
+    return rc;
+}
+
+static int cmd_curves(int argc, char **argv, XErr *e)
+{
+    static const int allowed[] = { O_SPACE, O_DATASET, O_MODEL, O_PROTOCOL, 0 };
+    Opts o;
+    Store st;
+    EarlyStop es;
+    int rc = parse_opts(argc, argv, "curves", allowed, &o, e);
+    long bad = 0, rated = 0;
+    if (rc)
+        return rc < 0 ? XE_OK : rc;
+    if ((rc = store_open(&st, db_path, 0, e)))
+        return rc;
+    if ((rc = early_stop_open(&es, &st, o.space, o.model, 0, 1, e))) {
+        store_close(&st);
+        return rc;
+    }
+    if (o.dataset) {
+        int64_t pid = 0;
+        char name[128], hash[65];
+        if (!o.protocol || !(rc = metaset_protocol(&st, es.sp, o.protocol, &pid, name, hash, e)))
+            rc = curves_store(&es, &st, o.dataset, pid, &rated, e);
+    } else {
+        char *line = NULL;
+        size_t lcap = 0;
+        ssize_t len;
+        long lineno = 0;
+        while (!rc && (len = getline(&line, &lcap, stdin)) >= 0) {
+            json_t *j;
+            XErr le = { 0 };
+            lineno++;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = 0;
+            if (!len)
+                continue;
+            if (!(j = json_loads(line, 0, NULL)) || !json_is_object(j))
+                xerr_set(&le, XE_FAIL, "not a JSON object");
+            else
+                rc = curves_line(&es, &st, &o, j, &rated, &le, e);
+            if (!rc && le.code) {
+                fprintf(stderr, "%s: stdin:%ld: %s\n", tool, lineno, le.msg);
+                bad++;
+            }
+            json_decref(j);
+        }
+        free(line);
+        if (!rc && ferror(stdin))
+            rc = xerr_set(e, XE_FAIL, "stdin: read error");
+    }
+    if (!rc)
+        fprintf(stderr, "%s: ranked %ld partial curves with ranker model %lld\n", tool, rated, (long long)es.sr.id);
+    if (!rc && bad)
+        rc = xerr_set(e, XE_FAIL, "%ld bad input lines (reported above; the others were ranked)", bad);
+    early_stop_close(&es);
+    store_close(&st);
+    return rc;
+}
+
 /* ---- eval ---- */
 
 typedef struct Metrics {
@@ -563,10 +965,119 @@ static const char *const method_names[M_COUNT] = {
     "xfer", "xfer-tuned", "target-only", "best-source", "source-oracle", "params", "flops",
 };
 
+/* eval's early-termination rows: T's stored curves (3 epochs or more)
+ * trained one after another in R seeded orders, stopped by a ranker fitted
+ * on the other tasks' curves at each delta, and by the curve-below-best
+ * rule. Nothing when T or the other tasks have no such curves (said on
+ * stderr). */
+static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
+{
+    CurveSet cs;
+    Ranker *r = NULL;
+    RankLog log;
+    RankerRun *cut = NULL;
+    SimRun *sim = NULL;
+    float *score = NULL;
+    int *order = NULL, rc, h, nh, ncut = 0, others = 0, first;
+    char *use = NULL;
+    SimResult (*res)[2] = NULL;
+    double t0 = now_mono();
+    if ((rc = curveset_load(st, ms->sp, ms->protocol_hash, 3, &cs, e)))
+        return rc;
+    h = curveset_task(&cs, o->holdout);
+    for (int t = 0; t < cs.ntasks; t++)
+        others |= t != h && cs.tasks[t].n >= 2;
+    if (h < 0 || cs.tasks[h].n < 2 || !others) {
+        fprintf(stderr, "%s: no ranker rows: %s has no two finished runs with curves of 3 epochs or more\n", tool,
+                h < 0 || cs.tasks[h].n < 2 ? o->holdout : "no other task");
+        goto out;
+    }
+    /* T's runs are contiguous in cs (task by task) */
+    for (first = 0; cs.runs[first].dataset != h; first++)
+        ;
+    nh = cs.tasks[h].n;
+    use = calloc((size_t)cs.ntasks, 1);
+    sim = calloc((size_t)nh, sizeof *sim);
+    order = malloc((size_t)nh * sizeof *order);
+    res = calloc((size_t)o->ndeltas + 1, sizeof *res);
+    for (int i = 0; i < nh; i++)
+        ncut += cs.runs[first + i].epochs;
+    cut = malloc((size_t)ncut * sizeof *cut);
+    score = malloc((size_t)ncut * sizeof *score);
+    if (!use || !sim || !order || !res || !cut || !score) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    for (int t = 0; t < cs.ntasks; t++)
+        use[t] = t != h;
+    if ((rc = fit_ranker(&cs, o, use, NULL, 1, &r, &log, e)))
+        goto out;
+    /* every run cut after each of its epochs, as an unseen dataset */
+    ncut = 0;
+    for (int i = 0; i < nh; i++) {
+        const RankerRun *run = &cs.runs[first + i];
+        sim[i] = (SimRun){ run->epochs, run->final, run->curve, score + ncut };
+        for (int k = 1; k <= run->epochs; k++)
+            cut[ncut++] = (RankerRun){ -1, run->tokens, run->curve, k, 0 };
+    }
+    if ((rc = ranker_score(r, ncut, cut, score, e)))
+        goto out;
+    for (int rep = 0; rep < o->repeats; rep++) {
+        Rng g;
+        rng_seed(&g, (uint64_t)o->seed * 7919u + (uint64_t)rep + 17);
+        for (int i = 0; i < nh; i++)
+            order[i] = i;
+        for (int i = nh - 1; i > 0; i--) {
+            int j = (int)rng_below(&g, (uint64_t)i + 1), t = order[i];
+            order[i] = order[j], order[j] = t;
+        }
+        for (int d = 0; d <= o->ndeltas; d++) {
+            SimResult one;
+            if (d < o->ndeltas)
+                early_stop_simulate(nh, sim, order, SIM_RANKER, o->deltas[d], (int)o->min_epochs, &one);
+            else
+                early_stop_simulate(nh, sim, order, SIM_CURVE, 0, (int)o->min_epochs, &one);
+            res[d][0].time_saved += one.time_saved / o->repeats;
+            res[d][0].regret += one.regret / o->repeats;
+            res[d][0].stopped += one.stopped / o->repeats;
+            /* the worst order */
+            if (!rep || one.regret > res[d][1].regret)
+                res[d][1] = one;
+        }
+    }
+    if (!o->json)
+        printf("\nearly termination: %d runs of '%s' (curves of up to %d epochs) trained one after another in %ld"
+               " orders, ranker fitted on %d other tasks (pairs ordered right %.1f%%), decisions from epoch %ld\n"
+               "%-16s %7s %10s %10s %8s %11s\n",
+               nh, o->holdout, cs.tasks[h].epochs, o->repeats, cs.ntasks - 1, 100 * log.acc, o->min_epochs,
+               "method", "delta", "time_saved", "regret_pp", "stopped", "worst_regret");
+    for (int d = 0; d <= o->ndeltas; d++) {
+        const char *method = d < o->ndeltas ? "ranker" : "curve-below-best";
+        char delta[32] = "null";
+        if (d < o->ndeltas)
+            snprintf(delta, sizeof delta, "%g", o->deltas[d]);
+        if (o->json)
+            printf("{\"holdout\":\"%s\",\"method\":\"%s\",\"delta\":%s,\"time_saved\":%.3f,\"regret\":%.4f,"
+                   "\"stopped\":%.4f,\"worst_regret\":%.4f,\"min_epochs\":%ld,\"runs\":%d,\"draws\":%ld}\n",
+                   o->holdout, method, delta, res[d][0].time_saved, res[d][0].regret, res[d][0].stopped,
+                   res[d][1].regret, o->min_epochs, nh, o->repeats);
+        else
+            printf("%-16s %7s %9.2fx %10.3f %7.1f%% %11.3f\n", method, d < o->ndeltas ? delta : "-",
+                   res[d][0].time_saved, res[d][0].regret, 100 * res[d][0].stopped, res[d][1].regret);
+    }
+    fprintf(stderr, "%s: early termination of '%s' took %.1f s\n", tool, o->holdout, now_mono() - t0);
+out:
+    ranker_free(r);
+    free(use), free(sim), free(order), free(res), free(cut), free(score);
+    curveset_free(&cs);
+    return rc;
+}
+
 static int cmd_eval(int argc, char **argv, XErr *e)
 {
-    static const int allowed[] = { O_SPACE, O_PROTOCOL, O_HOLDOUT, O_K, O_REPEATS, O_EPOCHS, O_SEED, O_JSON,
-                                   O_MIN_RUNS, 0 };
+    static const int allowed[] = { O_SPACE,  O_PROTOCOL, O_HOLDOUT,    O_K,         O_REPEATS,        O_EPOCHS,
+                                   O_SEED,   O_JSON,     O_MIN_RUNS,   O_NO_RANKER, O_RANKER_STEPS,   O_DELTAS,
+                                   O_MIN_EPOCHS, 0 };
     Opts o;
     Store st;
     MetaSet ms;
@@ -791,6 +1302,8 @@ static int cmd_eval(int argc, char **argv, XErr *e)
                        m->tau / m->reps, m->p5 / m->reps, m->p10 / m->reps);
         }
     fprintf(stderr, "%s: eval of '%s' took %.1f s\n", tool, o.holdout, now_mono() - t0);
+    if (!o.no_ranker)
+        rc = eval_ranker(&st, &ms, &o, e);
 out:
     xfer_free(base);
     free(use), free(map), free(hrows), free(truth), free(pred), free(res), free(src_of), free(srcacc);
@@ -802,6 +1315,7 @@ out:
 static const CliCommand commands[] = {
     { "fit", cmd_fit },
     { "score", cmd_score },
+    { "curves", cmd_curves },
     { "eval", cmd_eval },
 };
 
