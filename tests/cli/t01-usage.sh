@@ -36,7 +36,7 @@ expect_err_match "xfer-train-meta: database '$T/none.db': No such file or direct
 expect_absent "$T/none.db"
 run predict frobnicate
 expect_rc 2
-expect_err_line "xfer-predict: unknown command 'frobnicate' (fit, score, eval)"
+expect_err_line "xfer-predict: unknown command 'frobnicate' (fit, score, curves, eval)"
 run predict --help
 expect_rc 0
 run search frobnicate
