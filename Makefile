@@ -64,7 +64,7 @@ GEN_BINS := $(BUILD)/tests/gen-fixtures
 # Keep intermediate objects (the fuzzers' instrumented library among them).
 .SECONDARY:
 
-.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc bench-gpu demo clean \
+.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc bench-gpu bench-book bench-predict bench-transfer demo clean \
         banner FORCE
 all: banner $(BINS)
 
@@ -192,6 +192,19 @@ $(BUILD)/bench/train_acc: $(BUILD)/bench/train_acc.o $(LIBXFER)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 bench-acc: $(BUILD)/bench/train_acc $(BINS)
 	BUILD=$(CURDIR)/$(BUILD) sh bench/train_acc.sh
+
+# Metadata collection's bookkeeping share (queue, curve points, checkpoints).
+bench-book: $(BINS) $(GEN_BINS)
+	BIN=$(CURDIR)/$(BINDIR) BUILD=$(CURDIR)/$(BUILD) sh bench/bookkeeping.sh
+
+# xfer-predict's fit and scoring speed on 50,000 synthetic runs.
+bench-predict: $(BINS) $(GEN_BINS)
+	BIN=$(CURDIR)/$(BINDIR) BUILD=$(CURDIR)/$(BUILD) sh bench/predict_speed.sh
+
+# Transfer on the project's meta-dataset (data/meta): leave-one-task-out
+# predictor quality and simulated searches (xfer, rea, random).
+bench-transfer: $(BINS)
+	BIN=$(CURDIR)/$(BINDIR) sh bench/transfer.sh
 
 demo: all
 	sh tests/demo.sh
