@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "db/store.h"
 #include "meta/meta.h"
+#include "meta/slurm.h"
 #include "model/earlystop.h"
 #include "nn/device.h"
 #include "space/space.h"
@@ -52,6 +53,14 @@ static const char usage[] =
     "  merge SHARD... [--into DB]  merge shard databases (idempotent)\n"
     "  export [--dataset NAME]   finished runs as JSON lines (with curves and\n"
     "                            recipes) for 'xfer-ingest runs' elsewhere\n"
+    "  slurm --dataset NAME [--space S --sample N [--seed S]] --tasks T [--seeds K]\n"
+    "       [--protocol P] [--set KEY=VALUE]... [--gpus-per-task G] [--threads T]\n"
+    "       [--device D] [--partition P] [--time [D-]HH:MM:SS] [--shared DIR]\n"
+    "       [--local DIR] [--submit]\n"
+    "      a Slurm job array of T tasks that train the archs (arch i in task\n"
+    "      i mod T) into shards on node-local disk, resumable when requeued, and\n"
+    "      a merge job after it; writes DIR (shared storage; default\n"
+    "      DB.slurm/NAME-TIME) and with --submit submits it (the job ids on stdout)\n"
     "\n"
     "  --protocol P  preset: cheap (C 8 N 1, 12 epochs), nb201 (NAS-Bench-201's\n"
     "                200-epoch recipe), tiny (tests); --set overrides a field:\n"
@@ -80,6 +89,9 @@ typedef struct Opts {
     double delta;
     long min_epochs;
     int delta_set;
+    long tasks, gpus;
+    const char *partition, *time, *shared, *local;
+    int submit, threads_set;
     WorkOpts w;
     char **shards;
     int nshards;
@@ -89,7 +101,7 @@ typedef struct Opts {
 enum {
     O_DATASET = 256, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL, O_SET, O_DEVICE, O_THREADS,
     O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_JSON, O_INTO, O_BATCH, O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS,
-    O_HELP
+    O_TASKS, O_GPUS, O_PARTITION, O_TIME, O_SHARED, O_LOCAL, O_SUBMIT, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -103,6 +115,10 @@ static const struct option all_opts[] = {
     { "into", required_argument, 0, O_INTO },         { "batch", required_argument, 0, O_BATCH },
     { "early-stop", required_argument, 0, O_EARLY_STOP }, { "delta", required_argument, 0, O_DELTA },
     { "min-epochs", required_argument, 0, O_MIN_EPOCHS }, { "help", no_argument, 0, O_HELP },
+    { "tasks", required_argument, 0, O_TASKS },       { "gpus-per-task", required_argument, 0, O_GPUS },
+    { "partition", required_argument, 0, O_PARTITION }, { "time", required_argument, 0, O_TIME },
+    { "shared", required_argument, 0, O_SHARED },     { "local", required_argument, 0, O_LOCAL },
+    { "submit", no_argument, 0, O_SUBMIT },
     { 0, 0, 0, 0 },
 };
 
@@ -155,6 +171,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         case O_THREADS:
             rc = cli_long("--threads", optarg, 1, 64, &v, e);
             o->w.threads = (int)v;
+            o->threads_set = 1;
             break;
         case O_MAX_RUNS: rc = cli_long("--max-runs", optarg, 1, 1L << 40, &o->w.max_runs, e); break;
         case O_MAX_HOURS: rc = cli_double("--max-hours", optarg, 1e-6, 1e6, &o->w.max_hours, e); break;
@@ -173,6 +190,13 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
             break;
         case O_DELTA: rc = cli_double("--delta", optarg, 0, 1, &o->delta, e), o->delta_set = 1; break;
         case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
+        case O_TASKS: rc = cli_long("--tasks", optarg, 1, 100000, &o->tasks, e); break;
+        case O_GPUS: rc = cli_long("--gpus-per-task", optarg, 0, 64, &o->gpus, e); break;
+        case O_PARTITION: o->partition = optarg; break;
+        case O_TIME: o->time = optarg; break;
+        case O_SHARED: o->shared = optarg; break;
+        case O_LOCAL: o->local = optarg; break;
+        case O_SUBMIT: o->submit = 1; break;
         case O_HELP: fputs(usage, stdout); return -1;
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
         }
@@ -869,7 +893,7 @@ static int cmd_export(int argc, char **argv, XErr *e)
 
 static const CliCommand commands[] = {
     { "plan", cmd_plan }, { "work", cmd_work }, { "run", cmd_run }, { "status", cmd_status }, { "merge", cmd_merge },
-    { "proxies", cmd_proxies }, { "export", cmd_export },
+    { "proxies", cmd_proxies }, { "export", cmd_export }, { "slurm", cmd_slurm },
 };
 
 int main(int argc, char **argv)
