@@ -2,6 +2,7 @@
  * learning curves and accuracies into the store, as a queue of runs that
  * killed and restarted workers finish without losing or repeating work.
  * To add a command: write cmd_NAME(argc, argv, e) and list it in commands[]. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -889,6 +890,124 @@ static int cmd_export(int argc, char **argv, XErr *e)
                 o.dataset ? o.dataset : "");
     store_close(&st);
     return rc;
+}
+
+/* ---- slurm ---- */
+
+/* The archs of a collection, distinct, as {"space":..,"arch":..} lines. */
+typedef struct ArchList {
+    char **lines;
+    long n, cap;
+    json_t *seen; /* the lines as keys */
+} ArchList;
+
+static int slurm_arch(void *ctx, const Space *sp, const char *arch, const char *line, XErr *le)
+{
+    ArchList *l = ctx;
+    char canon[512], hash[65], *text;
+    json_t *j;
+    if (space_canonical_hash(sp, arch, canon, sizeof canon, hash, le)) {
+        le->code = XE_SKIP;
+        return XE_SKIP;
+    }
+    j = json_pack("{s:s, s:s}", "space", sp->name, "arch", canon);
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return xerr_set(le, XE_FAIL, "out of memory");
+    if (json_object_get(l->seen, text)) {
+        free(text);
+        return XE_OK;
+    }
+    if (l->n == l->cap) {
+        long cap = l->cap ? 2 * l->cap : 256;
+        char **lines = realloc(l->lines, (size_t)cap * sizeof *lines);
+        if (!lines) {
+            free(text);
+            return xerr_set(le, XE_FAIL, "out of memory");
+        }
+        l->lines = lines;
+        l->cap = cap;
+    }
+    l->lines[l->n++] = text;
+    json_object_set_new(l->seen, text, json_true());
+    return XE_OK;
+}
+
+static int cmd_slurm(int argc, char **argv, XErr *e)
+{
+    static const int allowed[] = { O_DATASET, O_SPACE, O_SAMPLE,    O_SEED, O_SEEDS,  O_PROTOCOL, O_SET,    O_DEVICE,
+                                   O_THREADS, O_TASKS, O_GPUS, O_PARTITION, O_TIME, O_SHARED, O_LOCAL,    O_SUBMIT, 0 };
+    Opts o;
+    Store st = { 0 };
+    ArchList al = { NULL, 0, 0, json_object() };
+    SlurmSpec s = { 0 };
+    char *db = NULL, *exe = NULL, *dir = NULL, *local = NULL;
+    long bad = 0, array_job = 0, merge_job = 0;
+    int rc = parse_opts(argc, argv, "slurm", allowed, &o, e);
+    if (rc)
+        goto out;
+    if (optind < argc)
+        rc = usage_error(e, "slurm: unexpected argument");
+    else if (!o.dataset)
+        rc = usage_error(e, "--dataset NAME is required");
+    else if (!o.tasks)
+        rc = usage_error(e, "slurm: --tasks T is required");
+    else if (!space_find(o.space))
+        rc = xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o.space, space_list());
+    if (rc || (rc = store_open(&st, db_path, 0, e)))
+        goto out;
+    db = realpath(st.path, NULL);
+    exe = realpath("/proc/self/exe", NULL);
+    dir = o.shared ? slurm_absolute(o.shared) : db ? slurm_default_dir(db, o.dataset) : NULL;
+    local = o.local ? slurm_absolute(o.local) : NULL;
+    if (!db || !exe || !dir || (o.local && !local) || !al.seen) {
+        rc = xerr_set(e, XE_FAIL, "'%s': %s", !db ? st.path : "/proc/self/exe", strerror(errno));
+        goto out;
+    }
+    s = (SlurmSpec){ exe, db, o.dataset, o.protocol, o.sets, o.nsets, o.seeds, (int)o.tasks, (int)o.gpus,
+                     o.threads_set ? o.w.threads : 0,
+                     strcmp(o.w.device, "auto") ? o.w.device : o.gpus ? "cuda" : "cpu",
+                     o.partition, o.time, dir, local };
+    if (o.submit && (rc = slurm_check_submit(&s, e)))
+        goto out;
+    rc = each_arch(&o, slurm_arch, &al, &bad, e);
+    if (!rc && bad)
+        rc = xerr_set(e, XE_FAIL, "%ld bad input lines (reported above); nothing written", bad);
+    if (rc || (rc = slurm_write(&st, &s, al.lines, al.n, e)))
+        goto out;
+    if (o.submit && (rc = slurm_submit(&s, &array_job, &merge_job, e))) {
+        if (!array_job)
+            slurm_remove(&s);
+        goto out;
+    }
+    printf("{\"dir\":\"%s\",\"array_script\":\"%s/array.sbatch\",\"merge_script\":\"%s/merge.sbatch\","
+           "\"tasks\":%ld,\"archs\":%ld,\"runs\":%ld",
+           dir, dir, dir, o.tasks, al.n, al.n * o.seeds);
+    if (o.submit)
+        printf(",\"array_job\":%ld,\"merge_job\":%ld", array_job, merge_job);
+    printf("}\n");
+    if (o.submit)
+        fprintf(stderr, "%s: slurm: array job %ld (%ld tasks, %ld runs) and merge job %ld after it; '%s'\n", tool,
+                array_job, o.tasks, al.n * o.seeds, merge_job, dir);
+    else
+        fprintf(stderr,
+                "%s: slurm: %ld tasks (%ld runs) written to '%s'; submit with\n"
+                "  jid=$(sbatch --parsable %s/array.sbatch) && sbatch --dependency=afterany:$jid %s/merge.sbatch\n",
+                tool, o.tasks, al.n * o.seeds, dir, dir, dir);
+out:
+    if (st.db)
+        store_close(&st);
+    for (long i = 0; i < al.n; i++)
+        free(al.lines[i]);
+    free(al.lines);
+    json_decref(al.seen);
+    free(db);
+    free(exe);
+    free(dir);
+    free(local);
+    free(o.sets);
+    return rc < 0 ? XE_OK : rc;
 }
 
 static const CliCommand commands[] = {
