@@ -64,7 +64,7 @@ GEN_BINS := $(BUILD)/tests/gen-fixtures
 # Keep intermediate objects (the fuzzers' instrumented library among them).
 .SECONDARY:
 
-.PHONY: all deps check test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc bench-gpu bench-book bench-predict bench-transfer demo clean \
+.PHONY: all deps check check-slurm test-unit test-cli fuzz fuzz-smoke bench bench-train bench-conv bench-acc bench-gpu bench-book bench-predict bench-transfer demo clean \
         banner FORCE
 all: banner $(BINS)
 
@@ -161,6 +161,11 @@ check: all
 	@$(MAKE) --no-print-directory test-cli
 	@$(MAKE) --no-print-directory test-unit
 
+# A real single-node Slurm started here (root, Debian's slurmd, slurmctld,
+# munge): xfer-train-meta slurm's job array, a requeue, the merge job.
+check-slurm: $(BINS) $(GEN_BINS)
+	BIN=$(CURDIR)/$(BINDIR) GEN=$(CURDIR)/$(BUILD)/tests/gen-fixtures sh tests/slurm/run.sh
+
 bench: $(BINS) $(GEN_BINS)
 	sh bench/ingest.sh
 
@@ -213,7 +218,7 @@ demo: all
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libsqlite3-dev \
             libarchive-dev zlib1g-dev libpng-dev libjansson-dev libssl-dev \
             libcsv-dev libstb-dev libopenblas-dev libcmocka-dev \
-            dataset-fashion-mnist time sqlite3
+            dataset-fashion-mnist time sqlite3 slurmctld slurmd slurm-client munge
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \

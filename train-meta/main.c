@@ -943,7 +943,7 @@ static int cmd_slurm(int argc, char **argv, XErr *e)
     ArchList al = { NULL, 0, 0, json_object() };
     SlurmSpec s = { 0 };
     char *db = NULL, *exe = NULL, *dir = NULL, *local = NULL;
-    long bad = 0, array_job = 0, merge_job = 0;
+    long bad = 0, array_job = 0, merge_job = 0, dropped = 0;
     int rc = parse_opts(argc, argv, "slurm", allowed, &o, e);
     if (rc)
         goto out;
@@ -969,12 +969,26 @@ static int cmd_slurm(int argc, char **argv, XErr *e)
                      o.threads_set ? o.w.threads : 0,
                      strcmp(o.w.device, "auto") ? o.w.device : o.gpus ? "cuda" : "cpu",
                      o.partition, o.time, dir, local };
-    if (o.submit && (rc = slurm_check_submit(&s, e)))
+    if ((rc = slurm_check(&st, &s, e)) || (o.submit && (rc = slurm_check_submit(&s, e))))
         goto out;
     rc = each_arch(&o, slurm_arch, &al, &bad, e);
     if (!rc && bad)
         rc = xerr_set(e, XE_FAIL, "%ld bad input lines (reported above); nothing written", bad);
-    if (rc || (rc = slurm_write(&st, &s, al.lines, al.n, e)))
+    if (!rc && al.n < o.tasks)
+        rc = xerr_set(e, XE_USAGE, "--tasks %ld for %ld archs: every task needs an arch", o.tasks, al.n);
+    if (rc || (rc = slurm_drop_finished(&st, &s, al.lines, &al.n, &dropped, e)))
+        goto out;
+    if (dropped)
+        fprintf(stderr, "%s: slurm: %ld archs left out: their runs are finished in '%s'\n", tool, dropped, db);
+    if (!al.n) {
+        fprintf(stderr, "%s: slurm: nothing to collect; nothing written\n", tool);
+        goto out;
+    }
+    if (al.n < s.tasks) {
+        fprintf(stderr, "%s: slurm: %ld tasks for the %ld archs left\n", tool, al.n, al.n);
+        s.tasks = (int)al.n;
+    }
+    if ((rc = slurm_write(&st, &s, al.lines, al.n, e)))
         goto out;
     if (o.submit && (rc = slurm_submit(&s, &array_job, &merge_job, e))) {
         if (!array_job)
@@ -982,19 +996,19 @@ static int cmd_slurm(int argc, char **argv, XErr *e)
         goto out;
     }
     printf("{\"dir\":\"%s\",\"array_script\":\"%s/array.sbatch\",\"merge_script\":\"%s/merge.sbatch\","
-           "\"tasks\":%ld,\"archs\":%ld,\"runs\":%ld",
-           dir, dir, dir, o.tasks, al.n, al.n * o.seeds);
+           "\"tasks\":%d,\"archs\":%ld,\"runs\":%ld",
+           dir, dir, dir, s.tasks, al.n, al.n * o.seeds);
     if (o.submit)
         printf(",\"array_job\":%ld,\"merge_job\":%ld", array_job, merge_job);
     printf("}\n");
     if (o.submit)
-        fprintf(stderr, "%s: slurm: array job %ld (%ld tasks, %ld runs) and merge job %ld after it; '%s'\n", tool,
-                array_job, o.tasks, al.n * o.seeds, merge_job, dir);
+        fprintf(stderr, "%s: slurm: array job %ld (%d tasks, %ld runs) and merge job %ld after it; '%s'\n", tool,
+                array_job, s.tasks, al.n * o.seeds, merge_job, dir);
     else
         fprintf(stderr,
-                "%s: slurm: %ld tasks (%ld runs) written to '%s'; submit with\n"
+                "%s: slurm: %d tasks (%ld runs) written to '%s'; submit with\n"
                 "  jid=$(sbatch --parsable %s/array.sbatch) && sbatch --dependency=afterany:$jid %s/merge.sbatch\n",
-                tool, o.tasks, al.n * o.seeds, dir, dir, dir);
+                tool, s.tasks, al.n * o.seeds, dir, dir, dir);
 out:
     if (st.db)
         store_close(&st);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "meta/meta.h"
 
 extern char **environ;
@@ -642,29 +643,26 @@ cleanup:
     return rc;
 }
 
-/* The spec against the main database: a trainable dataset whose task file
- * is readable, a valid protocol, archs for every task. */
-static int check_spec(Store *st, const SlurmSpec *s, long narchs, XErr *e)
+int slurm_check(Store *st, const SlurmSpec *s, XErr *e)
 {
     int64_t id = 0;
-    char *task = NULL;
+    char *task = NULL, *p;
     double mean[4], std[4];
-    Protocol p;
+    Protocol pr;
     long limit;
+    struct stat sb;
     if (s->tasks < 1)
         return xerr_set(e, XE_USAGE, "--tasks: at least 1");
-    if (narchs < s->tasks)
-        return xerr_set(e, XE_USAGE, "--tasks %d for %ld archs: every task needs an arch", s->tasks, narchs);
     if (s->time && slurm_time_seconds(s->time, &limit, e))
         return e->code;
     if (s->partition && safe_word("--partition", s->partition, ",", e))
         return e->code;
     if (safe_word("--shared", s->dir, "/+,@=:~", e) || (s->local && safe_word("--local", s->local, "/+,@=:~", e)))
         return e->code;
-    if (protocol_preset(s->protocol, &p, e))
+    if (protocol_preset(s->protocol, &pr, e))
         return e->code;
     for (int i = 0; i < s->nsets; i++)
-        if (protocol_set(&p, s->sets[i], e))
+        if (protocol_set(&pr, s->sets[i], e))
             return e->code;
     if (store_dataset_find(st, s->dataset, &id, e))
         return e->code;
@@ -681,25 +679,90 @@ static int check_spec(Store *st, const SlurmSpec *s, long narchs, XErr *e)
         return XE_FAIL;
     }
     free(task);
+    if (!(p = path_join(s->dir, "array.sbatch")))
+        return xerr_set(e, XE_FAIL, "out of memory");
+    if (stat(p, &sb) == 0)
+        xerr_set(e, XE_FAIL, "'%s' holds a collection already (submit its scripts again, or give another --shared)",
+                 s->dir);
+    free(p);
+    return e->code;
+}
+
+/* The protocol's hash as the store computes it (store_protocol_id). */
+static int protocol_hash(const SlurmSpec *s, char hash[65], XErr *e)
+{
+    Protocol p;
+    char *json, *canon = NULL;
+    json_t *j;
+    if (protocol_preset(s->protocol, &p, e))
+        return e->code;
+    for (int i = 0; i < s->nsets; i++)
+        if (protocol_set(&p, s->sets[i], e))
+            return e->code;
+    if ((json = protocol_json(&p)) && (j = json_loads(json, 0, NULL))) {
+        canon = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        json_decref(j);
+    }
+    free(json);
+    if (!canon)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    sha256_hex(canon, strlen(canon), hash);
+    free(canon);
     return XE_OK;
+}
+
+int slurm_drop_finished(Store *st, const SlurmSpec *s, char **archs, long *narchs, long *dropped, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    char hash[65];
+    long kept = 0;
+    int rc;
+    *dropped = 0;
+    if ((rc = protocol_hash(s, hash, e)) ||
+        (rc = store_prepare(st, &q,
+                            "SELECT count(*) FROM runs r JOIN archs a ON a.id = r.arch_id"
+                            " JOIN datasets d ON d.id = r.dataset_id JOIN protocols p ON p.id = r.protocol_id"
+                            " WHERE a.space = ?1 AND a.arch = ?2 AND d.name = ?3 AND p.hash = ?4 AND r.seed < ?5"
+                            " AND r.status IN ('done', 'failed', 'terminated-early')",
+                            e)))
+        return rc;
+    for (long i = 0; i < *narchs; i++) {
+        json_t *j = json_loads(archs[i], 0, NULL);
+        long finished = 0;
+        sqlite3_bind_text(q, 1, json_string_value(json_object_get(j, "space")), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, json_string_value(json_object_get(j, "arch")), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, s->dataset, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, s->seeds);
+        json_decref(j);
+        if (sqlite3_step(q) != SQLITE_ROW) {
+            rc = store_fail(st, e, "reading finished runs");
+            break;
+        }
+        finished = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+        if (finished >= s->seeds) {
+            free(archs[i]);
+            (*dropped)++;
+        } else {
+            archs[kept++] = archs[i];
+        }
+    }
+    /* on a failure the lines not looked at yet stay, after the kept ones */
+    for (long i = kept + *dropped; rc && i < *narchs; i++)
+        archs[kept++] = archs[i];
+    *narchs = kept;
+    sqlite3_finalize(q);
+    return rc;
 }
 
 int slurm_write(Store *st, const SlurmSpec *s, char *const *archs, long narchs, XErr *e)
 {
     char *task_file = NULL, *p = NULL;
     int rc;
-    struct stat sb;
-    if ((rc = check_spec(st, s, narchs, e)))
-        return rc;
-    if (!(p = path_join(s->dir, "array.sbatch")))
-        return xerr_set(e, XE_FAIL, "out of memory");
-    rc = stat(p, &sb) == 0 ? xerr_set(e, XE_FAIL,
-                                      "'%s' holds a collection already (submit its scripts again, or give "
-                                      "another --shared)",
-                                      s->dir)
-                           : XE_OK;
-    free(p);
-    if (rc)
+    if (narchs < s->tasks)
+        return xerr_set(e, XE_USAGE, "--tasks %d for %ld archs: every task needs an arch", s->tasks, narchs);
+    if ((rc = slurm_check(st, s, e)))
         return rc;
     for (const char *sub = "archs\0logs\0shards\0state\0"; !rc && *sub; sub += strlen(sub) + 1) {
         if (!(p = path_join(s->dir, sub)))

@@ -59,15 +59,25 @@ char *slurm_default_dir(const char *db, const char *dataset);
 /* path made absolute against the working directory (caller frees). */
 char *slurm_absolute(const char *path);
 
+/* The spec against the main database: a trainable dataset whose task file
+ * is readable, a valid protocol, a time limit, names a Slurm script can
+ * take, a directory that holds no collection yet. */
+int slurm_check(Store *st, const SlurmSpec *s, XErr *e);
+
 /* For --submit: sbatch on PATH, and every partition of s->partition known
  * to sinfo (when sinfo is there); nothing is written. */
 int slurm_check_submit(const SlurmSpec *s, XErr *e);
 
+/* Drops from archs (JSON lines {"space":..,"arch":..}, owned: a dropped
+ * line is freed) those whose runs of s's dataset and protocol, seeds 0 ..
+ * seeds-1, are all finished (done, failed, terminated-early) in st: a
+ * nightly collection does not train again what earlier nights did.
+ * *dropped: how many. */
+int slurm_drop_finished(Store *st, const SlurmSpec *s, char **archs, long *narchs, long *dropped, XErr *e);
+
 /* Writes the collection directory for archs[0..narchs) (JSON lines
- * {"space":..,"arch":..}, canonical, distinct) after checking the spec
- * against st (the main database: the dataset has a stored task, the
- * protocol is valid, every task gets an arch). DIR must not hold a
- * collection already. On failure nothing of it is left. */
+ * {"space":..,"arch":..}, canonical, distinct) after slurm_check and a
+ * check that every task gets an arch. On failure nothing of it is left. */
 int slurm_write(Store *st, const SlurmSpec *s, char *const *archs, long narchs, XErr *e);
 
 /* Submits the array, then the merge job after it (afterany); the job ids

@@ -5,7 +5,7 @@
 # missing and a corrupt one); bad input. tests/slurm/run.sh does the same
 # on a real Slurm (make check-slurm).
 tm() { run train-meta "$@"; }
-coll="--dataset c --sample 8 --seed 5 --tasks 3 --protocol tiny --set epochs=6"
+coll="--dataset c --sample 8 --seed 5 --tasks 3 --protocol tiny --set epochs=5"
 
 "$GEN" --cifar10-tarball "$T/c10.tar.gz" 200 || bad "generating the task"
 run ingest --db "$T/main.db" add "$T/c10.tar.gz" --name c
@@ -31,7 +31,7 @@ results() {
         LEFT JOIN curves c ON c.run_id = r.id ORDER BY a.arch, r.seed, c.epoch"
 }
 cat "$T"/coll/archs/task-*.jsonl | "$BIN/xfer-train-meta" --db "$T/ref.db" plan --dataset c --protocol tiny \
-    --set epochs=6 2>/dev/null
+    --set epochs=5 2>/dev/null
 "$BIN/xfer-train-meta" --db "$T/ref.db" work --threads 1 >/dev/null 2>&1
 expect_eq "$(sqlite3 "$T/ref.db" "SELECT count(*) FROM runs WHERE status = 'done'")" 8 "reference runs"
 ref=$(results "$T/ref.db")
@@ -39,8 +39,10 @@ ref=$(results "$T/ref.db")
 # a task as Slurm starts it (saves every second, leases of 2 s)
 export XFER_SAVE_EVERY=1 XFER_LEASE=2
 task() { SLURM_ARRAY_TASK_ID=$1 bash "$T/coll/array.sbatch" >>"$T/task-$1.log" 2>&1; }
-# running DB: runs in progress with an epoch done in the shard DB (or a copy of it)
-running() { sqlite3 "$1" "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1" 2>/dev/null; }
+# running DB [EPOCHS]: runs in progress (with EPOCHS done, default 1) in a shard
+running() {
+    sqlite3 "$1" "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= ${2:-1}" 2>/dev/null
+}
 # until_running DB PID: waits (up to 60 s) until DB has a run past its first epoch
 until_running() {
     w=0
@@ -85,21 +87,23 @@ pid=$!
 pg=$(ps -o pgid= -p $pid | tr -d ' ')
 held=0
 w=0
-while [ $held = 0 ] && kill -0 $pid 2>/dev/null && [ $w -lt 300 ]; do
-    # frozen, the saved state (or the one being swapped in) can be looked at
-    kill -STOP -"$pg"
+while [ $held = 0 ] && kill -0 $pid 2>/dev/null && [ $w -lt 600 ]; do
+    # the task's script stopped (not its workers), no save begins or ends
+    # meanwhile: the saved state (or the old one while they are swapped)
+    # can be looked at
+    kill -STOP $pid
     s=$T/coll/state/task-2
     [ -d "$s" ] || s=$s.old
     rm -f "$T/look.db" "$T/look.db-wal"
     if [ -e "$s/shard.db" ] && cp "$s/shard.db" "$T/look.db" 2>/dev/null; then
         [ ! -e "$s/shard.db-wal" ] || cp "$s/shard.db-wal" "$T/look.db-wal"
-        [ "$(running "$T/look.db")" = 1 ] && held=1
+        [ "$(running "$T/look.db" 0)" = 1 ] && held=1
     fi
     if [ $held = 1 ]; then
         kill -KILL -"$pg"
     else
-        kill -CONT -"$pg"
-        sleep 0.2
+        kill -CONT $pid
+        sleep 0.1
     fi
     w=$((w + 1))
 done
@@ -129,6 +133,20 @@ expect_eq "$(find "$T/coll/state" "$T/local" -mindepth 1 | wc -l)" 0 "states and
 task 0
 expect_eq "$(tail -n 1 "$T/task-0.log" | sed 's/^[^ ]* //')" \
     "xfer-train-meta slurm: task 0: finished already: '$T/coll/shards/shard-0.db'" "a finished task started again"
+
+# the next night: archs whose runs are finished in the database are left out
+tm --db "$T/main.db" slurm $coll --shared "$T/next"
+expect_rc 0
+expect_out_empty
+expect_eq "$(cat "$err")" "xfer-train-meta: slurm: 8 archs left out: their runs are finished in '$T/main.db'
+xfer-train-meta: slurm: nothing to collect; nothing written" "a collection of finished archs"
+expect_absent "$T/next"
+tm --db "$T/main.db" slurm --dataset c --sample 10 --seed 5 --tasks 3 --protocol tiny --set epochs=5 --shared "$T/next"
+expect_rc 0
+expect_eq "$(head -n 2 "$err")" "xfer-train-meta: slurm: 8 archs left out: their runs are finished in '$T/main.db'
+xfer-train-meta: slurm: 2 tasks for the 2 archs left" "a collection of two new archs"
+grep -q '"tasks":2,"archs":2,"runs":2}$' "$out" && ok || bad "two new archs, two tasks"
+expect_eq "$(cat "$T"/next/archs/task-*.jsonl "$T"/coll/archs/task-*.jsonl | sort -u | wc -l)" 10 "the two new archs"
 
 # the merge job with a missing and a corrupt shard: both named, the rest
 # merged, exit 1, the database as it was
