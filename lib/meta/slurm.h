@@ -12,7 +12,8 @@
  *   state/task-K/                task K's last saved shard and checkpoints
  *                                (while it runs: what a requeued task resumes)
  *   shards/shard-K.db            task K's finished shard
- *   logs/task-K.log, merge.log   the jobs' output
+ *   logs/task-K.log, merge.log   the jobs' output (task-K.jsonl: the
+ *                                workers' JSON lines)
  * Array task K plans its archs into a shard on node-local disk (a copy of
  * seed.db next to a copy of the task file), trains them with
  * `xfer-train-meta work` (one worker per GPU), and saves the shard with its
@@ -22,8 +23,10 @@
  * Slurm stops it. SIGUSR1 (sent --signal ahead of the time limit): the
  * workers checkpoint and exit 3, the task saves and requeues itself;
  * SIGTERM (Slurm's own requeue, pre-emption, scancel): the same without the
- * requeue. A requeued task resumes from state/task-K/; a finished one
- * copies its shard to shards/ and removes its state. The merge job (after
+ * requeue. A requeued task resumes from state/task-K/ (runs that were in
+ * progress in a periodic save come free when their lease, $XFER_LEASE
+ * seconds (120), runs out); a finished one copies its shard to shards/ and
+ * removes its state. The merge job (after
  * the whole array, afterany) merges every shard into the main database,
  * names each missing or unmergeable one, prints the status and exits 1
  * unless every shard was merged. */
