@@ -4,7 +4,8 @@
 # on localhost, a slurm.conf with the CPUs and memory `slurmd -C` reports,
 # state, spool and logs in a temporary directory, as root), submits a 3-task
 # CPU array of the tiny protocol, requeues one task mid-run with
-# `scontrol requeue`, waits for the merge job and checks the merged
+# `scontrol requeue`, sends another the time limit's SIGUSR1 (it requeues
+# itself), waits for the merge job and checks the merged
 # database: every planned run exactly once, complete curves, results equal
 # to one uninterrupted worker's. Then bad input: a partition that does not
 # exist, a merge job with a missing and a corrupt shard. Every daemon it
@@ -181,32 +182,48 @@ expect_eq "$(cat "$W/submit.err")" \
     "xfer-train-meta: slurm: array job $aj (3 tasks, 9 runs) and merge job $mj after it; '$W/coll'" "submit message"
 say "array job $aj, merge job $mj"
 
-# task 1 in the middle of a run: requeued (Slurm's SIGTERM, then the task
-# starts again and resumes from what it saved)
-shard=$W/local/xfer-$aj-1/shard.db
-w=0
-until [ "$(sqlite3 "$shard" "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 2" 2>/dev/null)" = 1 ] ||
-    [ $w -gt 1200 ]; do
-    sleep 0.1
-    w=$((w + 1))
-done
-if [ $w -gt 1200 ]; then
-    bad "task 1 never got into a run"
-    logs slurmctld slurmd
-    cat "$W"/coll/logs/task-1.log
-    exit 1
-fi
+# in_run K: waits (up to 2 minutes) until task K is past epoch 2 of a run
+in_run() {
+    w=0
+    until [ "$(sqlite3 "$W/local/xfer-$aj-$1/shard.db" \
+        "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 2" 2>/dev/null)" = 1 ] ||
+        [ $w -gt 1200 ]; do
+        sleep 0.1
+        w=$((w + 1))
+    done
+    if [ $w -gt 1200 ]; then
+        bad "task $1 never got into a run"
+        logs slurmctld slurmd
+        cat "$W/coll/logs/task-$1.log"
+        exit 1
+    fi
+}
+# restart K: a requeued job waits two minutes before it may start again:
+# not here
+restart() {
+    w=0
+    until [ "$(squeue -h -j "${aj}_$1" -o %T 2>/dev/null)" = PENDING ] || [ $w -gt 600 ]; do
+        sleep 0.1
+        w=$((w + 1))
+    done
+    scontrol update JobId="${aj}_$1" StartTime=now
+    expect_eq $? 0 "task $1's start time brought forward"
+}
+
+# task 1 in the middle of a run: requeued by Slurm (its SIGTERM; the task
+# saves, exits, starts again and resumes from what it saved)
+in_run 1
 scontrol requeue "${aj}_1"
 expect_eq $? 0 "scontrol requeue"
 say "task 1 requeued"
-# a requeued job waits two minutes before it may start again: not here
-w=0
-until [ "$(squeue -h -j "${aj}_1" -o %T 2>/dev/null)" = PENDING ] || [ $w -gt 600 ]; do
-    sleep 0.1
-    w=$((w + 1))
-done
-scontrol update JobId="${aj}_1" StartTime=now
-expect_eq $? 0 "the requeued task's start time brought forward"
+restart 1
+# task 0 in the middle of a run: SIGUSR1 to the batch shell, as --signal
+# sends it ahead of the time limit (the task saves and requeues itself)
+in_run 0
+scancel --batch --signal=USR1 "${aj}_0"
+expect_eq $? 0 "scancel --batch --signal=USR1"
+say "task 0 signalled"
+restart 0
 
 w=0
 state=
@@ -227,6 +244,10 @@ grep -q "task 1: stopped; shard and checkpoints saved into '$W/coll/state/task-1
 grep -q "task 1: starting on .* restart 1)" "$log1" && ok || bad "task 1 did not start again"
 grep -q "task 1: resuming from '$W/coll/state/task-1'$" "$log1" && ok || bad "task 1 did not resume"
 grep -q "interrupted (the current run was given back)" "$log1" && ok || bad "task 1 was not in a run when requeued"
+log0=$W/coll/logs/task-0.log
+grep -q "task 0: requeued ahead of the time limit$" "$log0" && ok || bad "task 0 did not requeue itself"
+grep -q "task 0: starting on .* restart 1)" "$log0" && ok || bad "task 0 did not start again"
+grep -q "task 0: resuming from '$W/coll/state/task-0'$" "$log0" && ok || bad "task 0 did not resume"
 
 # the merged database: each planned run once, done, with every epoch
 q() { sqlite3 "$W/main.db" "$1"; }
