@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "db/store.h"
+#include "model/earlystop.h"
 #include "search/search.h"
 #include "space/space.h"
 
@@ -28,6 +29,7 @@ static const char usage[] =
     "      [--max-params N] [--max-flops N] [--objectives acc|acc,flops]\n"
     "      [--device cpu|cuda|auto] [--threads N] [--lease SECONDS]\n"
     "      [--allow-no-transfer] [--min-runs M] [--explore E] [--json]\n"
+    "      [--early-stop ranker --delta D [--min-epochs E]]\n"
     "      search a cell for T with K evaluations and print the best one (with\n"
     "      --objectives acc,flops: the Pareto front) as JSON lines; --json prints\n"
     "      every evaluation, the best marked \"best\":true (or \"pareto\":true).\n"
@@ -37,7 +39,13 @@ static const char usage[] =
     "      objectives, and a finished one is printed again, not repeated.\n"
     "      --evaluator train (default) trains each proposal on T as a run of the\n"
     "      queue (protocol P, seed 0); table looks up T's recorded validation\n"
-    "      accuracy instead, so only archs T has records of can be proposed\n"
+    "      accuracy instead, so only archs T has records of can be proposed.\n"
+    "      --early-stop ranker (train evaluator): after each epoch from E (1) on,\n"
+    "      a proposal whose probability of ending above T's best finished run\n"
+    "      (the space's newest ranker, 'xfer-predict fit') is below D stops there\n"
+    "      (terminated-early); its step keeps its last validation accuracy, is\n"
+    "      marked \"terminated_early\":true, is never the best, and counts as one\n"
+    "      of the K evaluations\n"
     "  bench --target T --budget K [--repeats R] [--optimizer xfer,rea,random[,nao]]\n"
     "        [--space S] [--protocol P] [--seed S] [--min-runs M] [--json]\n"
     "        [--csv FILE] [--svg FILE]\n"
@@ -73,13 +81,15 @@ typedef struct Opts {
     SearchBenchOpts b;
     const char *space, *csv, *svg;
     long budget, repeats, seed;
-    int json, budget_set;
+    int json, budget_set, delta_set;
+    long min_epochs;
+    const char *early_stop;
 } Opts;
 
 enum {
     O_TARGET = 256, O_SPACE, O_BUDGET, O_OPTIMIZER, O_EVALUATOR, O_PROTOCOL, O_SEED, O_MAX_PARAMS, O_MAX_FLOPS,
     O_OBJECTIVES, O_DEVICE, O_THREADS, O_LEASE, O_ALLOW, O_MIN_RUNS, O_EXPLORE, O_JSON, O_REPEATS, O_CSV, O_SVG,
-    O_HELP
+    O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -93,7 +103,9 @@ static const struct option all_opts[] = {
     { "min-runs", required_argument, 0, O_MIN_RUNS },     { "explore", required_argument, 0, O_EXPLORE },
     { "json", no_argument, 0, O_JSON },                   { "repeats", required_argument, 0, O_REPEATS },
     { "csv", required_argument, 0, O_CSV },               { "svg", required_argument, 0, O_SVG },
-    { "help", no_argument, 0, O_HELP },                   { 0, 0, 0, 0 },
+    { "early-stop", required_argument, 0, O_EARLY_STOP }, { "delta", required_argument, 0, O_DELTA },
+    { "min-epochs", required_argument, 0, O_MIN_EPOCHS }, { "help", no_argument, 0, O_HELP },
+    { 0, 0, 0, 0 },
 };
 
 /* The optimizer list of bench (or the one of run). */
@@ -202,6 +214,13 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         case O_REPEATS: rc = cli_long("--repeats", optarg, 1, 10000, &o->repeats, e); break;
         case O_CSV: o->csv = optarg; break;
         case O_SVG: o->svg = optarg; break;
+        case O_EARLY_STOP:
+            if (strcmp(optarg, "ranker"))
+                rc = xerr_set(e, XE_USAGE, "--early-stop: unknown method '%s' (valid: ranker)", optarg);
+            o->early_stop = optarg;
+            break;
+        case O_DELTA: rc = cli_double("--delta", optarg, 0, 1, &o->r.early_delta, e), o->delta_set = 1; break;
+        case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
         case O_HELP: fputs(usage, stdout); return -1;
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
         }
@@ -220,6 +239,14 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         snprintf(msg, sizeof msg, "%s: --target T is required", cmd);
         return usage_error(e, msg);
     }
+    if (o->early_stop && !o->delta_set)
+        return usage_error(e, "--early-stop ranker needs --delta D");
+    if (!o->early_stop && (o->delta_set || o->min_epochs))
+        return usage_error(e, o->delta_set ? "--delta needs --early-stop ranker" : "--min-epochs needs --early-stop ranker");
+    if (o->early_stop && o->r.evaluator != SEARCH_EVAL_TRAIN)
+        return usage_error(e, "--early-stop needs the train evaluator (recorded accuracies are not trained)");
+    o->r.early_stop = o->early_stop != NULL;
+    o->r.early_min_epochs = o->early_stop ? (o->min_epochs ? (int)o->min_epochs : 1) : 0;
     if (!o->budget_set) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s: --budget K is required", cmd);
@@ -257,6 +284,8 @@ static void print_step(const SearchOutcome *out, const SearchRunOpts *o, int i, 
     json_object_set_new(j, "pred", isfinite(s->pred) ? json_real(s->pred) : json_null());
     json_object_set_new(j, "pred_std", isfinite(s->pred_std) ? json_real(s->pred_std) : json_null());
     json_object_set_new(j, "run", s->run_id ? json_integer(s->run_id) : json_null());
+    if (s->terminated)
+        json_object_set_new(j, "terminated_early", json_true());
     if (mark)
         json_object_set_new(j, mark, json_true());
     if ((t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6))))
@@ -269,15 +298,27 @@ static int cmd_run(int argc, char **argv, XErr *e)
 {
     static const int allowed[] = { O_TARGET,     O_SPACE,   O_BUDGET,   O_OPTIMIZER, O_EVALUATOR, O_PROTOCOL,
                                    O_SEED,       O_MAX_PARAMS, O_MAX_FLOPS, O_OBJECTIVES, O_DEVICE, O_THREADS,
-                                   O_LEASE,      O_ALLOW,   O_MIN_RUNS, O_EXPLORE,   O_JSON,      0 };
+                                   O_LEASE,      O_ALLOW,   O_MIN_RUNS, O_EXPLORE,   O_JSON,      O_EARLY_STOP,
+                                   O_DELTA,      O_MIN_EPOCHS, 0 };
     Opts o;
     Store st;
     SearchOutcome out;
+    EarlyStop es = { 0 };
     int rc = parse_opts(argc, argv, "run", allowed, &o, e), *front = NULL, nf = 0, best = -1;
     if (rc)
         return rc < 0 ? XE_OK : rc;
     if ((rc = store_open(&st, db_path, 0, e)))
         return rc;
+    memset(&out, 0, sizeof out);
+    /* the ranker first: without one nothing is planned or trained */
+    if (o.early_stop) {
+        if ((rc = early_stop_open(&es, &st, o.space, 0, o.r.early_delta, o.r.early_min_epochs, e)))
+            goto done;
+        o.r.work.stop = early_stop_work;
+        o.r.work.stop_ctx = &es;
+        fprintf(stderr, "%s: early stop: ranker model %lld, proposals below p %g of beating the best from epoch %d\n",
+                tool, (long long)es.sr.id, es.delta, es.min_epochs);
+    }
     xfer_catch_signals();
     rc = search_run(&st, &o.r, &out, e);
     if (rc == XE_INTR) {
@@ -295,7 +336,8 @@ static int cmd_run(int argc, char **argv, XErr *e)
             nf = search_pareto(out.steps, out.n, front);
         } else {
             for (int i = 0; i < out.n; i++)
-                if (isfinite(out.steps[i].acc) && (best < 0 || out.steps[i].acc > out.steps[best].acc))
+                if (isfinite(out.steps[i].acc) && !out.steps[i].terminated &&
+                    (best < 0 || out.steps[i].acc > out.steps[best].acc))
                     best = i;
             if (best >= 0)
                 front[nf++] = best;
@@ -323,6 +365,7 @@ static int cmd_run(int argc, char **argv, XErr *e)
 done:
     free(front);
     search_outcome_release(&out);
+    early_stop_close(&es);
     store_close(&st);
     return rc;
 }

@@ -785,9 +785,9 @@ int search_pareto(const SearchStep *h, int n, int *idx)
 {
     int k = 0;
     for (int i = 0; i < n; i++) {
-        int dominated = !isfinite(h[i].acc);
+        int dominated = !isfinite(h[i].acc) || h[i].terminated;
         for (int j = 0; j < n && !dominated; j++) {
-            if (j == i || !isfinite(h[j].acc))
+            if (j == i || !isfinite(h[j].acc) || h[j].terminated)
                 continue;
             if (h[j].acc >= h[i].acc && h[j].flops <= h[i].flops &&
                 (h[j].acc > h[i].acc || h[j].flops < h[i].flops || j < i))

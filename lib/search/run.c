@@ -31,7 +31,12 @@ static char *search_key(const SearchRunOpts *o, const SearchTarget *t)
                           (json_int_t)o->max_flops, "max_params", (json_int_t)o->max_params, "objectives",
                           o->multi ? "acc,flops" : "acc", "protocol_hash", t->protocol_hash, "seed",
                           (json_int_t)o->seed);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *s;
+    /* only searches that stop runs early carry it: older keys stay as they were */
+    if (j && o->early_stop)
+        json_object_set_new(j, "early_stop", json_pack("{s:f,s:i}", "delta", o->early_delta, "min_epochs",
+                                                       o->early_min_epochs));
+    s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(j);
     return s;
 }
@@ -121,7 +126,7 @@ static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, Searc
     int rc = XE_OK, step;
     if (store_prepare(st, &q,
                       "SELECT s.step, a.arch, coalesce(s.run_id, 0), s.predicted, s.predicted_std, s.observed,"
-                      " coalesce(r.status, '') FROM search_steps s JOIN archs a ON a.id = s.arch_id"
+                      " coalesce(r.status, ''), s.terminated_early FROM search_steps s JOIN archs a ON a.id = s.arch_id"
                       " LEFT JOIN runs r ON r.id = s.run_id WHERE s.search_id = ?1 ORDER BY s.step",
                       e))
         return e->code;
@@ -141,6 +146,7 @@ static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, Searc
         s.pred = col_num(q, 3);
         s.pred_std = col_num(q, 4);
         s.acc = col_num(q, 5);
+        s.terminated = sqlite3_column_int(q, 7);
         s.params = (double)c.params;
         s.flops = (double)c.flops;
         if (!(rc = outcome_push(out, &s, arch, e))) {
@@ -151,7 +157,7 @@ static int steps_load(Store *st, const SearchTarget *t, int64_t search_id, Searc
             }
             *pending = p;
             p[out->n - 1] = !isfinite(s.acc) && (!strcmp(status, "planned") || !strcmp(status, "running") ||
-                                                 !strcmp(status, "done"));
+                                                 !strcmp(status, "done") || !strcmp(status, "terminated-early"));
         }
     }
     if (!rc && step != SQLITE_DONE)
@@ -261,9 +267,31 @@ static int run_state(Store *st, int64_t run_id, char status[32], double *acc, do
     return XE_OK;
 }
 
-/* Trains the step's run (only that one) until it is done or failed; a run
- * another worker holds (a killed search's, until its lease runs out) is
- * waited for. s->acc: the validation accuracy, NAN if it failed. */
+/* Writes the step's observation (and whether its run was stopped early). */
+static int step_observe(Store *st, int64_t search_id, int step, const SearchStep *s, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (store_prepare(st, &q,
+                      "UPDATE search_steps SET observed = ?3, terminated_early = ?4 WHERE search_id = ?1 AND step = ?2",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, search_id);
+    sqlite3_bind_int(q, 2, step);
+    if (isfinite(s->acc))
+        sqlite3_bind_double(q, 3, s->acc);
+    sqlite3_bind_int(q, 4, s->terminated);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? XE_OK : store_fail(st, e, "recording an observation");
+}
+
+/* Trains the step's run (only that one) until it is done, failed or
+ * terminated early (by o->work.stop, or before: a run an earlier search
+ * stopped is not trained again); a run another worker holds (a killed
+ * search's, until its lease runs out) is waited for. s->acc: the
+ * validation accuracy (the last one of a stopped run, s->terminated 1),
+ * NAN if it failed. */
 static int step_train(Store *st, const SearchRunOpts *o, int64_t search_id, int step, SearchStep *s, XErr *e)
 {
     WorkOpts w = o->work;
@@ -278,18 +306,12 @@ static int step_train(Store *st, const SearchRunOpts *o, int64_t search_id, int 
         int rc;
         if ((rc = run_state(st, s->run_id, status, &acc, &lease, why, e)))
             return rc;
-        if (!strcmp(status, "done")) {
-            sqlite3_stmt *q = NULL;
+        if (!strcmp(status, "done") || (!strcmp(status, "terminated-early") && isfinite(acc))) {
             s->acc = acc;
-            if (store_prepare(st, &q, "UPDATE search_steps SET observed = ?3 WHERE search_id = ?1 AND step = ?2", e))
-                return e->code;
-            sqlite3_bind_int64(q, 1, search_id);
-            sqlite3_bind_int(q, 2, step);
-            if (isfinite(acc))
-                sqlite3_bind_double(q, 3, acc);
-            rc = sqlite3_step(q);
-            sqlite3_finalize(q);
-            return rc == SQLITE_DONE ? XE_OK : store_fail(st, e, "recording an observation");
+            s->terminated = !strcmp(status, "terminated-early");
+            if (s->terminated && o->log)
+                fprintf(o->log, "xfer-search: run %lld stopped early: %s\n", (long long)s->run_id, why);
+            return step_observe(st, search_id, step, s, e);
         }
         if (strcmp(status, "planned") && strcmp(status, "running")) {
             s->acc = NAN;
@@ -325,7 +347,7 @@ static void log_step(const SearchRunOpts *o, const SearchOutcome *out, double be
     if (isfinite(s->pred))
         fprintf(o->log, " predicted %.4f", s->pred);
     if (isfinite(s->acc))
-        fprintf(o->log, " observed %.4f", s->acc);
+        fprintf(o->log, " observed %.4f%s", s->acc, s->terminated ? " (stopped early)" : "");
     else
         fprintf(o->log, " failed");
     fprintf(o->log, " (best %.4f)\n", best);
@@ -336,7 +358,8 @@ static int search_finish(Store *st, int64_t id, const SearchOutcome *out, XErr *
     sqlite3_stmt *q = NULL;
     int best = -1, rc;
     for (int i = 0; i < out->n; i++)
-        if (isfinite(out->steps[i].acc) && (best < 0 || out->steps[i].acc > out->steps[best].acc))
+        if (isfinite(out->steps[i].acc) && !out->steps[i].terminated &&
+            (best < 0 || out->steps[i].acc > out->steps[best].acc))
             best = i;
     if (store_prepare(st, &q,
                       "UPDATE searches SET status = 'done', finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),"
@@ -369,6 +392,8 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
     snprintf(out->dataset, sizeof out->dataset, "%s", o->target);
     if (o->budget < 1)
         return xerr_set(e, XE_USAGE, "--budget: %ld: a search needs at least one evaluation", o->budget);
+    if (o->early_stop && o->evaluator != SEARCH_EVAL_TRAIN)
+        return xerr_set(e, XE_USAGE, "--early-stop: only the train evaluator stops runs early");
     if ((rc = search_target_open(st, o->target, o->sp, o->protocol, o->evaluator == SEARCH_EVAL_TRAIN, o->min_runs,
                                  &t, e)))
         return rc;
@@ -410,7 +435,7 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
     }
     out->resumed = out->n;
     for (int i = 0; i < out->n; i++)
-        if (isfinite(out->steps[i].acc) && out->steps[i].acc > best)
+        if (isfinite(out->steps[i].acc) && !out->steps[i].terminated && out->steps[i].acc > best)
             best = out->steps[i].acc;
     if (done) {
         if (o->log)
@@ -439,7 +464,7 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
                     (long long)p->run_id);
         if ((rc = step_train(st, o, out->search_id, i, p, e)))
             goto cleanup;
-        if (isfinite(p->acc) && p->acc > best)
+        if (isfinite(p->acc) && !p->terminated && p->acc > best)
             best = p->acc;
     }
     while (out->n < o->budget) {
@@ -467,7 +492,8 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
         if (o->evaluator == SEARCH_EVAL_TRAIN &&
             (rc = step_train(st, o, out->search_id, out->n - 1, &out->steps[out->n - 1], e)))
             goto cleanup;
-        if (isfinite(out->steps[out->n - 1].acc) && out->steps[out->n - 1].acc > best)
+        if (isfinite(out->steps[out->n - 1].acc) && !out->steps[out->n - 1].terminated &&
+            out->steps[out->n - 1].acc > best)
             best = out->steps[out->n - 1].acc;
         log_step(o, out, best);
     }

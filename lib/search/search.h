@@ -74,6 +74,8 @@ typedef struct SearchStep {
     double acc;            /* observed; NAN: failed (or not yet known) */
     double params, flops;
     int64_t run_id;        /* 0: none */
+    int terminated;        /* its run was stopped early: acc is its last validation accuracy, an
+                            * observation the optimizers see but never the best (nor on a front) */
 } SearchStep;
 
 typedef struct SearchConfig {
@@ -112,8 +114,9 @@ int searcher_next(Searcher *s, const SearchStep *h, int n, SearchStep *out, XErr
 int search_simulate(const SearchConfig *c, const SearchPool *pool, const float *acc, int budget, double *best,
                     int *done, XErr *e);
 
-/* The Pareto front (accuracy up, FLOPs down) of the evaluated steps:
- * indices into h, ascending FLOPs; returns their count (idx needs n). */
+/* The Pareto front (accuracy up, FLOPs down) of the evaluated steps
+ * (those with an accuracy, not terminated early): indices into h,
+ * ascending FLOPs; returns their count (idx needs n). */
 int search_pareto(const SearchStep *h, int n, int *idx);
 
 /* ---- the search over the store (run.c) ---- */
@@ -134,7 +137,12 @@ typedef struct SearchRunOpts {
     int allow_no_transfer; /* xfer without source tasks: nao instead of a failure */
     int min_runs;          /* archs a source task needs (10) */
     double explore;
-    WorkOpts work;         /* the train evaluator's worker (device, threads, lease, ...; only is set here) */
+    WorkOpts work;         /* the train evaluator's worker (device, threads, lease, ...; only is set here);
+                            * work.stop: an early-stop hook (e.g. early_stop_work) that ends hopeless
+                            * proposals as terminated-early, described by the two fields below */
+    int early_stop;        /* work.stop is set: delta and min_epochs below are part of the search's config */
+    double early_delta;
+    int early_min_epochs;
     FILE *log;             /* progress lines (NULL: none) */
 } SearchRunOpts;
 

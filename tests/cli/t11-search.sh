@@ -3,7 +3,8 @@
 # optimizer, a finished search printed again, --json, the Pareto front,
 # constraints, bench (--json, --csv, --svg); the train evaluator on a tiny
 # task with SIGTERM and SIGKILL mid-search and a resume that ends where an
-# uninterrupted search does; bad input.
+# uninterrupted search does; --early-stop ranker (stops, marks, resume,
+# delta 0); bad input.
 se() { run search --db "$T/x.db" "$@"; }
 "$GEN" --meta-runs "$T/runs.jsonl" 5 200 || bad "generating run records"
 run ingest --db "$T/x.db" runs "$T/runs.jsonl"
@@ -166,6 +167,73 @@ expect_rc 0
 expect_eq "$(steps "$T/ref.db")" "$ref" "steps after a lost observation"
 expect_eq "$(cat "$out")" "$ref_out" "result after a lost observation"
 expect_eq "$(sqlite3 "$T/ref.db" "SELECT max(attempts) FROM runs")" 1 "runs trained again for a lost observation"
+
+# --early-stop ranker: without a ranker nothing is planned or trained
+clone es
+runs_c() { sqlite3 "$1" "SELECT count(*) FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'c'"; }
+nc=$(runs_c "$T/es.db")
+run search --db "$T/es.db" $srun --early-stop ranker --delta 0.5
+expect_rc 1
+expect_err_line "xfer-search: no fitted nb201 ranker in '$T/es.db' (run 'xfer-predict fit --space nb201' on runs with curves of 3 epochs or more first)"
+expect_eq "$(sqlite3 "$T/es.db" "SELECT count(*) FROM searches")|$(runs_c "$T/es.db")" "0|$nc" "searches and runs without a ranker"
+run search --db "$T/es.db" run --target c --budget 3 --evaluator table --early-stop ranker --delta 0.5
+expect_rc 2
+expect_err_line "xfer-search: --early-stop needs the train evaluator (recorded accuracies are not trained) (see 'xfer-search --help')"
+run search --db "$T/es.db" $srun --delta 0.5
+expect_rc 2
+expect_err_line "xfer-search: --delta needs --early-stop ranker (see 'xfer-search --help')"
+# a ranker fitted on the sources' curves (under the tiny protocol)
+run predict --db "$T/es.db" fit --space nb201 --target c --epochs 5 --ranker-steps 400
+expect_rc 0
+cp "$T/es.db" "$T/es0.db" && cp -r "$T/es.db.tasks" "$T/es0.db.tasks"
+cp "$T/es.db" "$T/esk.db" && cp -r "$T/es.db.tasks" "$T/esk.db.tasks"
+# a permissive delta: every proposal after the first stops at epoch 1 or 2
+# of 3, its step keeps the run's last accuracy, marked, never the best
+esrun="$srun --early-stop ranker --delta 1 --json"
+run search --db "$T/es.db" $esrun
+expect_rc 0
+nt=$(sqlite3 "$T/es.db" "SELECT count(*) FROM search_steps WHERE terminated_early = 1")
+[ "$nt" -ge 1 ] && ok || bad "no step stopped early with delta 1"
+expect_eq "$(sqlite3 "$T/es.db" "SELECT count(*) FROM search_steps s JOIN runs r ON r.id = s.run_id
+    WHERE s.terminated_early = 1 AND r.status = 'terminated-early' AND r.valid_acc = s.observed
+    AND r.epochs_done IN (1, 2)")" "$nt" "stopped steps with their run's last accuracy"
+expect_eq "$(sqlite3 "$T/es.db" "SELECT count(*) FROM search_steps s JOIN runs r ON r.id = s.run_id
+    WHERE s.terminated_early = 0 AND r.status = 'done'")" "$((3 - nt))" "steps trained to the end"
+expect_eq "$(wc -l <"$out")" 3 "--json lines with early stops (the budget counts them)"
+expect_eq "$(grep -c '"terminated_early":true' "$out")" "$nt" "terminated_early marks"
+expect_eq "$(grep -c '"terminated_early":true.*"best":true' "$out")" 0 "a stopped step marked best"
+expect_eq "$(grep -c '"best":true' "$out")" 1 "best marks with early stops"
+expect_eq "$(sqlite3 "$T/es.db" "SELECT count(*) FROM searches h JOIN search_steps s ON s.search_id = h.id
+    AND s.arch_id = h.best_arch_id WHERE s.terminated_early = 0")" 1 "best_arch_id not a stopped step"
+expect_eq "$(grep -c "^xfer-search: run [0-9]* stopped early: p(beats run [0-9]*, valid [0-9.]*) = [0-9.e-]* < 1 at epoch [12] of 3$" "$err")" \
+    "$nt" "stop log lines"
+grep -q "^xfer-search: early stop: ranker model [0-9]*, proposals below p 1 of beating the best from epoch 1$" "$err" &&
+    ok || bad "early stop announced"
+es_ref=$(steps "$T/es.db")
+es_out=$(cat "$out")
+# the same command again: printed, not trained again
+run search --db "$T/es.db" $esrun
+expect_rc 0
+expect_eq "$(cat "$out")" "$es_out" "a finished early-stop search printed again"
+# killed mid-search and resumed: the same steps, stops and result
+"$BIN/xfer-search" --db "$T/esk.db" $esrun >"$out" 2>"$err" &
+pid=$!
+wait_steps "$T/esk.db" 2
+sleep 0.3
+kill -KILL $pid
+wait $pid 2>/dev/null
+run search --db "$T/esk.db" $esrun
+expect_rc 0
+expect_eq "$(steps "$T/esk.db")" "$es_ref" "early-stop steps after SIGKILL and resume"
+expect_eq "$(cat "$out")" "$es_out" "early-stop result after SIGKILL and resume"
+expect_eq "$(sqlite3 "$T/esk.db" "SELECT group_concat(terminated_early) FROM search_steps ORDER BY step")" \
+    "$(sqlite3 "$T/es.db" "SELECT group_concat(terminated_early) FROM search_steps ORDER BY step")" "marks after the resume"
+# delta 0 stops nothing
+run search --db "$T/es0.db" $srun --early-stop ranker --delta 0 --json
+expect_rc 0
+expect_eq "$(sqlite3 "$T/es0.db" "SELECT count(*), sum(s.terminated_early), sum(r.status = 'done') FROM search_steps s
+    JOIN runs r ON r.id = s.run_id")" "3|0|3" "steps with delta 0"
+expect_eq "$(grep -c terminated_early "$out")" 0 "terminated_early marks with delta 0"
 
 # bad input: one line each, no search row left behind
 before=$(sql "SELECT count(*) FROM searches")
