@@ -24,19 +24,23 @@ static const char *const tool = "xfer-search";
 static const char usage[] =
     "usage: xfer-search [--db PATH] COMMAND [OPTIONS]\n"
     "\n"
-    "  run --target T --budget K [--space S] [--optimizer xfer|nao|rea|random]\n"
+    "  run --target T (--budget K | --budget-hours H | both) [--space S]\n"
+    "      [--optimizer xfer|nao|rea|random]\n"
     "      [--evaluator train|table] [--protocol P] [--seed S]\n"
     "      [--max-params N] [--max-flops N] [--objectives acc|acc,flops]\n"
     "      [--device cpu|cuda|auto] [--threads N] [--lease SECONDS]\n"
     "      [--allow-no-transfer] [--min-runs M] [--explore E] [--json]\n"
     "      [--early-stop ranker --delta D [--min-epochs E]]\n"
-    "      search a cell for T with K evaluations and print the best one (with\n"
-    "      --objectives acc,flops: the Pareto front) as JSON lines; --json prints\n"
-    "      every evaluation, the best marked \"best\":true (or \"pareto\":true).\n"
-    "      Every step is recorded (searches, search_steps); a killed search is\n"
-    "      continued by the same command: a search is the target, space,\n"
-    "      optimizer, evaluator, protocol, seed, budget, constraints and\n"
-    "      objectives, and a finished one is printed again, not repeated.\n"
+    "      search a cell for T with K evaluations (or until the runs of its\n"
+    "      steps took H hours: the recorded seconds of the trained, found or\n"
+    "      looked-up runs; with both, whichever ends first) and print the best\n"
+    "      one (with --objectives acc,flops: the Pareto front) as JSON lines;\n"
+    "      --json prints every evaluation, the best marked \"best\":true (or\n"
+    "      \"pareto\":true). Every step is recorded (searches, search_steps); a\n"
+    "      killed search is continued by the same command: a search is the\n"
+    "      target, space, optimizer, evaluator, protocol, seed, budgets,\n"
+    "      constraints, objectives and early stop, and a finished one is printed\n"
+    "      again, not repeated.\n"
     "      --evaluator train (default) trains each proposal on T as a run of the\n"
     "      queue (protocol P, seed 0); table looks up T's recorded validation\n"
     "      accuracy instead, so only archs T has records of can be proposed.\n"
@@ -82,6 +86,7 @@ typedef struct Opts {
     const char *space, *csv, *svg;
     long budget, repeats, seed;
     int json, budget_set, delta_set;
+    double budget_hours;
     long min_epochs;
     const char *early_stop;
 } Opts;
@@ -89,7 +94,7 @@ typedef struct Opts {
 enum {
     O_TARGET = 256, O_SPACE, O_BUDGET, O_OPTIMIZER, O_EVALUATOR, O_PROTOCOL, O_SEED, O_MAX_PARAMS, O_MAX_FLOPS,
     O_OBJECTIVES, O_DEVICE, O_THREADS, O_LEASE, O_ALLOW, O_MIN_RUNS, O_EXPLORE, O_JSON, O_REPEATS, O_CSV, O_SVG,
-    O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS, O_HELP
+    O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS, O_BUDGET_HOURS, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -104,8 +109,8 @@ static const struct option all_opts[] = {
     { "json", no_argument, 0, O_JSON },                   { "repeats", required_argument, 0, O_REPEATS },
     { "csv", required_argument, 0, O_CSV },               { "svg", required_argument, 0, O_SVG },
     { "early-stop", required_argument, 0, O_EARLY_STOP }, { "delta", required_argument, 0, O_DELTA },
-    { "min-epochs", required_argument, 0, O_MIN_EPOCHS }, { "help", no_argument, 0, O_HELP },
-    { 0, 0, 0, 0 },
+    { "min-epochs", required_argument, 0, O_MIN_EPOCHS }, { "budget-hours", required_argument, 0, O_BUDGET_HOURS },
+    { "help", no_argument, 0, O_HELP },                   { 0, 0, 0, 0 },
 };
 
 /* The optimizer list of bench (or the one of run). */
@@ -220,6 +225,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
             o->early_stop = optarg;
             break;
         case O_DELTA: rc = cli_double("--delta", optarg, 0, 1, &o->r.early_delta, e), o->delta_set = 1; break;
+        case O_BUDGET_HOURS: rc = cli_double("--budget-hours", optarg, 1e-6, 1e6, &o->budget_hours, e); break;
         case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
         case O_HELP: fputs(usage, stdout); return -1;
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
@@ -247,11 +253,13 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         return usage_error(e, "--early-stop needs the train evaluator (recorded accuracies are not trained)");
     o->r.early_stop = o->early_stop != NULL;
     o->r.early_min_epochs = o->early_stop ? (o->min_epochs ? (int)o->min_epochs : 1) : 0;
-    if (!o->budget_set) {
+    if (!o->budget_set && !(o->budget_hours > 0)) {
         char msg[96];
-        snprintf(msg, sizeof msg, "%s: --budget K is required", cmd);
+        snprintf(msg, sizeof msg, "%s: --budget K%s is required", cmd,
+                 strcmp(cmd, "run") ? "" : " (or --budget-hours H)");
         return usage_error(e, msg);
     }
+    o->r.budget_hours = o->budget_hours;
     o->r.budget = o->budget;
     o->r.seed = (uint64_t)o->seed;
     o->r.log = stderr;
@@ -299,7 +307,7 @@ static int cmd_run(int argc, char **argv, XErr *e)
     static const int allowed[] = { O_TARGET,     O_SPACE,   O_BUDGET,   O_OPTIMIZER, O_EVALUATOR, O_PROTOCOL,
                                    O_SEED,       O_MAX_PARAMS, O_MAX_FLOPS, O_OBJECTIVES, O_DEVICE, O_THREADS,
                                    O_LEASE,      O_ALLOW,   O_MIN_RUNS, O_EXPLORE,   O_JSON,      O_EARLY_STOP,
-                                   O_DELTA,      O_MIN_EPOCHS, 0 };
+                                   O_DELTA,      O_MIN_EPOCHS, O_BUDGET_HOURS, 0 };
     Opts o;
     Store st;
     SearchOutcome out;

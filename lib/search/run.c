@@ -33,6 +33,8 @@ static char *search_key(const SearchRunOpts *o, const SearchTarget *t)
                           (json_int_t)o->seed);
     char *s;
     /* only searches that stop runs early carry it: older keys stay as they were */
+    if (j && o->budget_hours > 0)
+        json_object_set_new(j, "budget_hours", json_real(o->budget_hours));
     if (j && o->early_stop)
         json_object_set_new(j, "early_stop", json_pack("{s:f,s:i}", "delta", o->early_delta, "min_epochs",
                                                        o->early_min_epochs));
@@ -336,6 +338,48 @@ static int step_train(Store *st, const SearchRunOpts *o, int64_t search_id, int 
     }
 }
 
+/* Seconds recorded for the search's finished runs (done, failed,
+ * terminated early; runs without a record count 0). */
+static int steps_seconds(Store *st, int64_t search_id, double *secs, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    if (store_prepare(st, &q,
+                      "SELECT coalesce(sum(r.seconds), 0) FROM search_steps s JOIN runs r ON r.id = s.run_id"
+                      " WHERE s.search_id = ?1 AND r.status IN ('done', 'failed', 'terminated-early')",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, search_id);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        *secs = sqlite3_column_double(q, 0);
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? XE_OK : store_fail(st, e, "reading the runs' seconds");
+}
+
+/* The table evaluator counts hours only where the table has seconds. */
+static int table_has_seconds(Store *st, const SearchTarget *t, const char *target, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc, n = 0;
+    if (store_prepare(st, &q,
+                      "SELECT count(seconds) FROM runs WHERE dataset_id = ?1 AND protocol_id = ?2 AND status = 'done'",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, t->dataset_id);
+    sqlite3_bind_int64(q, 2, t->protocol_id);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW)
+        return store_fail(st, e, "reading runs");
+    if (!n)
+        return xerr_set(e, XE_FAIL,
+                        "--budget-hours: target '%s' has no recorded seconds under protocol '%s' (%.12s): the"
+                        " table evaluator cannot count hours (give --budget K)",
+                        target, t->protocol_name, t->protocol_hash);
+    return XE_OK;
+}
+
 /* ---- the loop ---- */
 
 static void log_step(const SearchRunOpts *o, const SearchOutcome *out, double best)
@@ -343,7 +387,10 @@ static void log_step(const SearchRunOpts *o, const SearchOutcome *out, double be
     const SearchStep *s = &out->steps[out->n - 1];
     if (!o->log)
         return;
-    fprintf(o->log, "xfer-search: %d/%ld %s", out->n, o->budget, out->arch_str[out->n - 1]);
+    if (o->budget)
+        fprintf(o->log, "xfer-search: %d/%ld %s", out->n, o->budget, out->arch_str[out->n - 1]);
+    else
+        fprintf(o->log, "xfer-search: %d %s", out->n, out->arch_str[out->n - 1]);
     if (isfinite(s->pred))
         fprintf(o->log, " predicted %.4f", s->pred);
     if (isfinite(s->acc))
@@ -390,7 +437,7 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
     out->opt = o->opt;
     out->sp = o->sp;
     snprintf(out->dataset, sizeof out->dataset, "%s", o->target);
-    if (o->budget < 1)
+    if (o->budget < 0 || (!o->budget && !(o->budget_hours > 0)))
         return xerr_set(e, XE_USAGE, "--budget: %ld: a search needs at least one evaluation", o->budget);
     if (o->early_stop && o->evaluator != SEARCH_EVAL_TRAIN)
         return xerr_set(e, XE_USAGE, "--early-stop: only the train evaluator stops runs early");
@@ -406,6 +453,8 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
             fprintf(o->log, "xfer-search: no source tasks to transfer to '%s' from: searching with nao\n", o->target);
         out->opt = SEARCH_NAO;
     }
+    if (o->budget_hours > 0 && o->evaluator == SEARCH_EVAL_TABLE && (rc = table_has_seconds(st, &t, o->target, e)))
+        goto cleanup;
     if (o->evaluator == SEARCH_EVAL_TABLE)
         rc = search_pool_table(&pool, o->sp, &t.macro, o->max_params, o->max_flops, t.tn, t.ttok, e);
     else
@@ -442,11 +491,17 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
             fprintf(o->log, "xfer-search: search %lld was finished before: its result\n", (long long)out->search_id);
         goto cleanup;
     }
-    if (o->log)
-        fprintf(o->log, "xfer-search: search %lld: %s on '%s' (%s evaluator, protocol '%s' %.12s), %s%d of %ld done\n",
+    if (o->log) {
+        char of[64] = "", hours[64] = "";
+        if (o->budget)
+            snprintf(of, sizeof of, " of %ld", o->budget);
+        if (o->budget_hours > 0)
+            snprintf(hours, sizeof hours, " (--budget-hours %g)", o->budget_hours);
+        fprintf(o->log, "xfer-search: search %lld: %s on '%s' (%s evaluator, protocol '%s' %.12s), %s%d%s done%s\n",
                 (long long)out->search_id, search_optimizer_names[out->opt], o->target,
                 o->evaluator == SEARCH_EVAL_TABLE ? "table" : "train", t.protocol_name, t.protocol_hash,
-                out->n ? "resumed: " : "", out->n, o->budget);
+                out->n ? "resumed: " : "", out->n, of, hours);
+    }
     search_config_default(&c, out->opt, o->seed);
     c.multi = o->multi;
     c.explore = o->explore;
@@ -467,12 +522,23 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
         if (isfinite(p->acc) && !p->terminated && p->acc > best)
             best = p->acc;
     }
-    while (out->n < o->budget) {
+    while (!o->budget || out->n < o->budget) {
         SearchStep step;
         char canon[1024];
         XErr ne = { 0 };
+        double secs = 0;
         if ((rc = xerr_check_interrupt(e)))
             goto cleanup;
+        if (o->budget_hours > 0) {
+            if ((rc = steps_seconds(st, out->search_id, &secs, e)))
+                goto cleanup;
+            if (secs >= o->budget_hours * 3600) {
+                if (o->log)
+                    fprintf(o->log, "xfer-search: the runs took %.1f s of --budget-hours %g: stopping after %d evaluations\n",
+                            secs, o->budget_hours, out->n);
+                break;
+            }
+        }
         if ((rc = searcher_next(s, out->steps, out->n, &step, &ne))) {
             if (rc != XE_FAIL || (pool.n && out->n < pool.n)) {
                 *e = ne;

@@ -130,7 +130,9 @@ typedef struct SearchRunOpts {
                             * else the cheap preset) */
     SearchOptimizer opt;
     SearchEvaluator evaluator;
-    long budget;
+    long budget;           /* evaluations; 0: no limit (then budget_hours is) */
+    double budget_hours;   /* > 0: no proposal once the steps' runs have taken this long (the recorded
+                            * seconds of their runs: trained, found finished, or looked up); 0: none */
     uint64_t seed;
     uint64_t max_params, max_flops;
     int multi;
@@ -158,8 +160,9 @@ typedef struct SearchOutcome {
 } SearchOutcome;
 
 /* Finds the unfinished search of the same target, space, optimizer and
- * config (evaluator, protocol hash, seed, budget, constraints,
- * objectives) and continues it, or starts one; runs it to the budget,
+ * config (evaluator, protocol hash, seed, budget, budget hours,
+ * constraints, objectives, early stop) and continues it, or starts one;
+ * runs it to the budget (whichever of the count and the hours ends first),
  * recording every step; marks it done. A finished one is returned as it
  * is. XE_INTR after SIGINT/SIGTERM (the search stays resumable). */
 int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e);

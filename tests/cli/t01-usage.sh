@@ -47,4 +47,4 @@ expect_rc 0
 grep -q '^usage: xfer-search' "$out" && ok || bad "search --help prints no usage"
 run search run --target x
 expect_rc 2
-expect_err_line "xfer-search: run: --budget K is required (see 'xfer-search --help')"
+expect_err_line "xfer-search: run: --budget K (or --budget-hours H) is required (see 'xfer-search --help')"

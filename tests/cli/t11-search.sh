@@ -4,7 +4,7 @@
 # constraints, bench (--json, --csv, --svg); the train evaluator on a tiny
 # task with SIGTERM and SIGKILL mid-search and a resume that ends where an
 # uninterrupted search does; --early-stop ranker (stops, marks, resume,
-# delta 0); bad input.
+# delta 0); --budget-hours with both evaluators; bad input.
 se() { run search --db "$T/x.db" "$@"; }
 "$GEN" --meta-runs "$T/runs.jsonl" 5 200 || bad "generating run records"
 run ingest --db "$T/x.db" runs "$T/runs.jsonl"
@@ -234,6 +234,41 @@ expect_rc 0
 expect_eq "$(sqlite3 "$T/es0.db" "SELECT count(*), sum(s.terminated_early), sum(r.status = 'done') FROM search_steps s
     JOIN runs r ON r.id = s.run_id")" "3|0|3" "steps with delta 0"
 expect_eq "$(grep -c terminated_early "$out")" 0 "terminated_early marks with delta 0"
+
+# --budget-hours: the table evaluator counts the looked-up runs' recorded
+# seconds (360 s each here), alone or with --budget (whichever ends first)
+cp "$T/x.db" "$T/h.db"
+sqlite3 "$T/h.db" "UPDATE runs SET seconds = 360 WHERE dataset_id = (SELECT id FROM datasets WHERE name = 'syn4')"
+hsteps() { sqlite3 "$T/h.db" "SELECT count(*) FROM search_steps WHERE search_id = (SELECT max(id) FROM searches)"; }
+run search --db "$T/h.db" run --target syn4 --budget-hours 0.95 --evaluator table --optimizer random --seed 3 --json
+expect_rc 0
+expect_eq "$(hsteps)|$(wc -l <"$out")" "10|10" "steps with --budget-hours 0.95 of 0.1 h lookups"
+grep -q "^xfer-search: the runs took 3600.0 s of --budget-hours 0.95: stopping after 10 evaluations$" "$err" && ok ||
+    bad "hours budget not said"
+run search --db "$T/h.db" run --target syn4 --budget 5 --budget-hours 0.95 --evaluator table --optimizer random --seed 3
+expect_rc 0
+expect_eq "$(hsteps)" 5 "steps with --budget 5 before the hours"
+run search --db "$T/h.db" run --target syn4 --budget 30 --budget-hours 0.95 --evaluator table --optimizer random --seed 3
+expect_rc 0
+expect_eq "$(hsteps)" 10 "steps with the hours before --budget 30"
+run search --db "$T/x.db" run --target syn4 --budget-hours 1 --evaluator table
+expect_rc 1
+expect_err_match "xfer-search: --budget-hours: target 'syn4' has no recorded seconds under protocol 'synthetic' (*): the table evaluator cannot count hours (give --budget K)"
+run search --db "$T/x.db" run --target syn4 --budget-hours 0 --evaluator table
+expect_rc 2
+expect_err_line "xfer-search: --budget-hours: '0' is not a number in 1e-06..1e+06"
+# the train evaluator: the trained runs' seconds; it stops at the first
+# evaluation that reaches the hours, before --budget 6
+clone bh
+run search --db "$T/bh.db" run --target c --budget 6 --budget-hours 0.0005 --protocol tiny --threads 1 --lease 1
+expect_rc 0
+sqlite3 "$T/bh.db" "SELECT r.seconds FROM search_steps s JOIN runs r ON r.id = s.run_id WHERE r.status = 'done'
+    ORDER BY s.step" | awk -v h=1.8 '{ prev = sum; sum += $1; n++ }
+    END { exit !(n >= 1 && n < 6 && sum >= h && prev < h) }' && ok ||
+    bad "train steps not stopped at the first that reaches 1.8 s: $(sqlite3 "$T/bh.db" "SELECT group_concat(r.seconds)
+        FROM search_steps s JOIN runs r ON r.id = s.run_id")"
+expect_eq "$(sqlite3 "$T/bh.db" "SELECT count(*) FROM search_steps s JOIN runs r ON r.id = s.run_id
+    WHERE r.status != 'done'")" 0 "unfinished steps after --budget-hours"
 
 # bad input: one line each, no search row left behind
 before=$(sql "SELECT count(*) FROM searches")
