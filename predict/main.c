@@ -22,6 +22,7 @@
 #include "model/metaset.h"
 #include "model/models.h"
 #include "model/ranker.h"
+#include "model/similarity.h"
 #include "model/xfer.h"
 #include "space/space.h"
 
@@ -40,12 +41,16 @@ static const char usage[] =
     "      of 3 epochs or more; the sources and the target) unless\n"
     "      --no-ranker\n"
     "  score --dataset T [--space S] [--model ID] [--sample N [--seed S]]\n"
-    "        [--top K]\n"
+    "        [--top K] [--zero-shot gu|weighted]\n"
     "      add \"pred\" and \"pred_std\" (predicted validation accuracy) to\n"
     "      the arch records on stdin (other fields kept), or to N sampled\n"
     "      archs; --top K prints the best K only, best first. T's residual\n"
     "      is used when the model has one, else fitted on T's evaluations in\n"
-    "      the store, else the universal part alone (zero-shot)\n"
+    "      the store, else the universal part alone (zero-shot). --zero-shot\n"
+    "      scores T zero-shot whatever it has: gu the universal part alone,\n"
+    "      weighted g_u plus the source residuals weighted by how close each\n"
+    "      source's dataset meta-features (classes, height, width, channels,\n"
+    "      n_train) are to T's (weights on stderr; uniform when none is known)\n"
     "  curves [--dataset T] [--space S] [--model ID] [--protocol P]\n"
     "      p(a run ends above the best finished run of its dataset and\n"
     "      protocol) from its curve so far, by the ranker: the running and\n"
@@ -59,7 +64,8 @@ static const char usage[] =
     "      archs from k of its evaluations; Spearman, Kendall tau and the\n"
     "      precision of the predicted top 5% and 10%, against params,\n"
     "      FLOPs, the best single source task and a surrogate fitted on\n"
-    "      the k evaluations alone. Then early termination over T's stored\n"
+    "      the k evaluations alone; at k = 0 also xfer-weighted (the\n"
+    "      similarity-weighted zero-shot of score --zero-shot weighted). Then early termination over T's stored\n"
     "      curves in R seeded orders, with a ranker fitted on the other\n"
     "      tasks at each delta and with the curve-below-best rule: training\n"
     "      time saved and regret\n"
@@ -79,7 +85,7 @@ static int usage_error(XErr *e, const char *what)
 /* ---- options ---- */
 
 typedef struct Opts {
-    const char *space, *target, *protocol, *dataset, *holdout;
+    const char *space, *target, *protocol, *dataset, *holdout, *zero_shot;
     char **sources;
     int nsources;
     long epochs, ensemble, seed, min_runs, sample, top, repeats, model, ranker_steps, min_epochs;
@@ -93,7 +99,7 @@ typedef struct Opts {
 enum {
     O_SPACE = 256, O_SOURCES, O_TARGET, O_PROTOCOL, O_EPOCHS, O_ENSEMBLE, O_SEED, O_MIN_RUNS, O_JSON, O_DATASET,
     O_MODEL, O_SAMPLE, O_TOP, O_HOLDOUT, O_K, O_REPEATS, O_NO_RANKER, O_RANKER_STEPS, O_DELTAS, O_MIN_EPOCHS,
-    O_HELP
+    O_ZERO_SHOT, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -107,7 +113,8 @@ static const struct option all_opts[] = {
     { "k", required_argument, 0, O_K },               { "repeats", required_argument, 0, O_REPEATS },
     { "no-ranker", no_argument, 0, O_NO_RANKER },     { "ranker-steps", required_argument, 0, O_RANKER_STEPS },
     { "deltas", required_argument, 0, O_DELTAS },     { "min-epochs", required_argument, 0, O_MIN_EPOCHS },
-    { "help", no_argument, 0, O_HELP },               { 0, 0, 0, 0 },
+    { "zero-shot", required_argument, 0, O_ZERO_SHOT }, { "help", no_argument, 0, O_HELP },
+    { 0, 0, 0, 0 },
 };
 
 static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed, Opts *o, XErr *e)
@@ -180,6 +187,11 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
             cli_free_list(ds, n);
             break;
         }
+        case O_ZERO_SHOT:
+            if (strcmp(optarg, "gu") && strcmp(optarg, "weighted"))
+                rc = xerr_set(e, XE_USAGE, "--zero-shot: '%s' is not gu or weighted", optarg);
+            o->zero_shot = optarg;
+            break;
         case O_HELP: fputs(usage, stdout); return -1;
         default: snprintf(msg, sizeof msg, "%s: bad option", cmd); return usage_error(e, msg);
         }
@@ -469,9 +481,82 @@ typedef struct Scorer {
     int task;
     double mean, std;
     const char *how;
+    float *w;      /* (the model's tasks) similarity weights of the weighted zero-shot, else NULL */
 } Scorer;
 
-static int scorer_for(Store *st, StoredModel *l, const Space *sp, const char *dataset, Scorer *s, XErr *e)
+/* Says which weights the similarity-weighted zero-shot gives (names[i],
+ * w[i] for n sources; those of weight 0 left out), or why they are
+ * uniform. */
+static void say_weights(const char *dataset, unsigned used, int n, const char *const *names, const double *w)
+{
+    char feats[128];
+    int shown = 0;
+    if (!used) {
+        fprintf(stderr,
+                "%s: '%s': no meta-feature (classes, height, width, channels, n_train) is recorded for it and every"
+                " source with different values among them: uniform weights over the sources\n",
+                tool, dataset);
+        return;
+    }
+    sim_feature_list(used, feats, sizeof feats);
+    fprintf(stderr, "%s: '%s': source weights by dataset similarity (%s):", tool, dataset, feats);
+    for (int i = 0; i < n; i++)
+        if (w[i] > 0)
+            fprintf(stderr, "%s %s %.3f", shown++ ? "," : "", names[i], w[i]);
+    fputc('\n', stderr);
+}
+
+/* The weighted zero-shot of dataset did over the model's source tasks
+ * (fitted_on.tasks; the dataset itself, if it is one, left out): s->w over
+ * the model's tasks, s->mean and s->std the weighted scale of the sources. */
+static int scorer_weighted(Store *st, StoredModel *l, const char *dataset, int64_t did, Scorer *s, XErr *e)
+{
+    json_t *tasks = json_object_get(l->fitted, "tasks"), *t;
+    size_t n = json_array_size(tasks), i;
+    int nm = xfer_ntasks(l->m), rc = XE_OK;
+    double tf[SIM_NFEAT], (*f)[SIM_NFEAT] = calloc(n + 1, sizeof *f), *w = calloc(n + 1, sizeof *w);
+    const double **src = calloc(n + 1, sizeof *src);
+    const char **names = calloc(n + 1, sizeof *names);
+    unsigned used;
+    s->w = calloc((size_t)nm + 1, sizeof *s->w);
+    if (!f || !w || !src || !names || !s->w) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    if ((rc = sim_dataset_features(st, did, tf, e)))
+        goto out;
+    json_array_foreach(tasks, i, t) {
+        int64_t sid;
+        names[i] = json_string_value(json_object_get(t, "name")) ?: "";
+        if ((rc = store_dataset_find(st, names[i], &sid, e)))
+            goto out;
+        if (sid == did)
+            continue;
+        if (sid && (rc = sim_dataset_features(st, sid, f[i], e)))
+            goto out;
+        if (!sid)
+            for (int k = 0; k < SIM_NFEAT; k++)
+                f[i][k] = NAN;
+        src[i] = f[i];
+    }
+    used = sim_weights(tf, (int)n, src, 1.0, w);
+    say_weights(dataset, used, (int)n, names, w);
+    s->task = -1, s->mean = 0, s->std = 0;
+    json_array_foreach(tasks, i, t) {
+        int task = (int)json_integer_value(json_object_get(t, "task"));
+        if (task >= 0 && task < nm)
+            s->w[task] = (float)w[i];
+        s->mean += w[i] * json_number_value(json_object_get(t, "mean"));
+        s->std += w[i] * json_number_value(json_object_get(t, "std"));
+    }
+    s->how = "zero-shot weighted by dataset similarity";
+out:
+    free(f), free(w), free(src), free(names);
+    return rc;
+}
+
+static int scorer_for(Store *st, StoredModel *l, const Space *sp, const char *dataset, const char *zero_shot,
+                      Scorer *s, XErr *e)
 {
     json_t *tasks = json_object_get(l->fitted, "tasks"), *target = json_object_get(l->fitted, "target"), *t;
     size_t i;
@@ -482,25 +567,26 @@ static int scorer_for(Store *st, StoredModel *l, const Space *sp, const char *da
     if (!did)
         return xerr_set(e, XE_FAIL, "unknown dataset '%s' in '%s' ('xfer-ingest list' shows the stored ones)", dataset,
                         st->path);
+    s->w = NULL;
+    if (zero_shot && !strcmp(zero_shot, "weighted"))
+        return scorer_weighted(st, l, dataset, did, s, e);
     json_array_foreach(tasks, i, t) {
-        msum += json_number_value(json_object_get(t, "mean"));
-        ssum += json_number_value(json_object_get(t, "std"));
-        if (!strcmp(json_string_value(json_object_get(t, "name")) ?: "", dataset)) {
+        if (!zero_shot && !strcmp(json_string_value(json_object_get(t, "name")) ?: "", dataset)) {
             *s = (Scorer){ (int)json_integer_value(json_object_get(t, "task")),
                            json_number_value(json_object_get(t, "mean")), json_number_value(json_object_get(t, "std")),
-                           "source task" };
+                           "source task", NULL };
             return XE_OK;
         }
     }
-    if (target && !strcmp(json_string_value(json_object_get(target, "name")) ?: "", dataset) &&
+    if (!zero_shot && target && !strcmp(json_string_value(json_object_get(target, "name")) ?: "", dataset) &&
         json_integer_value(json_object_get(target, "task")) >= 0) {
         *s = (Scorer){ (int)json_integer_value(json_object_get(target, "task")),
                        json_number_value(json_object_get(target, "mean")),
-                       json_number_value(json_object_get(target, "std")), "target residual" };
+                       json_number_value(json_object_get(target, "std")), "target residual", NULL };
         return XE_OK;
     }
     /* the dataset's own evaluations under the model's protocol, if any */
-    {
+    if (!zero_shot) {
         MetaSet ms;
         XErr le = { 0 };
         int rc = metaset_load(st, sp, l->protocol_hash, 1, &ms, &le), tk;
@@ -521,11 +607,18 @@ static int scorer_for(Store *st, StoredModel *l, const Space *sp, const char *da
             metaset_free(&ms);
     }
     /* zero-shot: g_u, on the sources' average scale */
+    json_array_foreach(tasks, i, t) {
+        msum += json_number_value(json_object_get(t, "mean"));
+        ssum += json_number_value(json_object_get(t, "std"));
+    }
     {
         size_t nt = json_array_size(tasks);
-        *s = (Scorer){ -1, nt ? msum / (double)nt : 0, nt ? ssum / (double)nt : 1, "zero-shot" };
+        *s = (Scorer){ -1, nt ? msum / (double)nt : 0, nt ? ssum / (double)nt : 1, "zero-shot", NULL };
     }
-    fprintf(stderr, "%s: '%s' has no evaluations: zero-shot from the universal predictor\n", tool, dataset);
+    if (zero_shot)
+        fprintf(stderr, "%s: '%s': zero-shot from the universal predictor (--zero-shot gu)\n", tool, dataset);
+    else
+        fprintf(stderr, "%s: '%s' has no evaluations: zero-shot from the universal predictor\n", tool, dataset);
     return XE_OK;
 }
 
@@ -552,7 +645,8 @@ static int score_flush(const StoredModel *l, const Scorer *s, const Space *sp, P
         int m = n - i < B ? n - i : B;
         for (int k = 0; k < m; k++)
             memcpy(tok + (size_t)k * sp->token_len, p[i + k].tokens, (size_t)sp->token_len * sizeof *tok);
-        if (xfer_predict(l->m, s->task, m, tok, mean, std, e))
+        if (s->w ? xfer_predict_weighted(l->m, s->w, m, tok, mean, std, e)
+                 : xfer_predict(l->m, s->task, m, tok, mean, std, e))
             return e->code;
         for (int k = 0; k < m; k++) {
             Pending *q = &p[i + k];
@@ -576,11 +670,11 @@ static int score_flush(const StoredModel *l, const Scorer *s, const Space *sp, P
 
 static int cmd_score(int argc, char **argv, XErr *e)
 {
-    static const int allowed[] = { O_SPACE, O_DATASET, O_MODEL, O_SAMPLE, O_SEED, O_TOP, 0 };
+    static const int allowed[] = { O_SPACE, O_DATASET, O_MODEL, O_SAMPLE, O_SEED, O_TOP, O_ZERO_SHOT, 0 };
     Opts o;
     Store st;
     StoredModel l = { 0 };
-    Scorer s;
+    Scorer s = { 0 };
     const Space *sp;
     Pending *p = NULL;
     int n = 0, cap = 0, flushed = 0, rc = parse_opts(argc, argv, "score", allowed, &o, e);
@@ -592,7 +686,7 @@ static int cmd_score(int argc, char **argv, XErr *e)
     sp = space_find(o.space);
     if ((rc = store_open(&st, db_path, 0, e)))
         return rc;
-    if ((rc = models_load(&st, sp->name, o.model, &l, e)) || (rc = scorer_for(&st, &l, sp, o.dataset, &s, e)))
+    if ((rc = models_load(&st, sp->name, o.model, &l, e)) || (rc = scorer_for(&st, &l, sp, o.dataset, o.zero_shot, &s, e)))
         goto out;
     if (o.sample) {
         /* distinct archs by index */
@@ -697,6 +791,7 @@ out:
     for (int i = 0; i < n; i++)
         json_decref(p[i].rec);
     free(p);
+    free(s.w);
     stored_model_release(&l);
     store_close(&st);
     return rc;
@@ -960,10 +1055,44 @@ static void metrics_add(Metrics *m, const double *pred, const double *truth, int
     m->reps++;
 }
 
-enum { M_XFER, M_XFER_TUNE, M_TARGET_ONLY, M_SOURCE, M_SOURCE_ORACLE, M_PARAMS, M_FLOPS, M_COUNT };
+enum { M_XFER, M_XFER_TUNE, M_XFER_W, M_TARGET_ONLY, M_SOURCE, M_SOURCE_ORACLE, M_PARAMS, M_FLOPS, M_COUNT };
 static const char *const method_names[M_COUNT] = {
-    "xfer", "xfer-tuned", "target-only", "best-source", "source-oracle", "params", "flops",
+    "xfer", "xfer-tuned", "xfer-weighted", "target-only", "best-source", "source-oracle", "params", "flops",
 };
+
+/* The similarity weights of the held-out task h over the model's tasks
+ * (wm, indexed through map), said on stderr. */
+static int eval_weights(Store *st, const MetaSet *ms, int h, const int *map, int nm, float *wm, XErr *e)
+{
+    double tf[SIM_NFEAT], (*f)[SIM_NFEAT] = calloc((size_t)ms->ntasks, sizeof *f);
+    double *w = calloc((size_t)ms->ntasks, sizeof *w);
+    const double **src = calloc((size_t)ms->ntasks, sizeof *src);
+    const char **names = calloc((size_t)ms->ntasks, sizeof *names);
+    int rc = XE_OK;
+    if (!f || !w || !src || !names) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    if ((rc = sim_dataset_features(st, ms->tasks[h].dataset_id, tf, e)))
+        goto out;
+    for (int t = 0; t < ms->ntasks; t++) {
+        names[t] = ms->tasks[t].name;
+        if (t != h && map[t] >= 0) {
+            if ((rc = sim_dataset_features(st, ms->tasks[t].dataset_id, f[t], e)))
+                goto out;
+            src[t] = f[t];
+        }
+    }
+    say_weights(ms->tasks[h].name, sim_weights(tf, ms->ntasks, src, 1.0, w), ms->ntasks, names, w);
+    for (int i = 0; i < nm; i++)
+        wm[i] = 0;
+    for (int t = 0; t < ms->ntasks; t++)
+        if (src[t] && map[t] < nm)
+            wm[map[t]] = (float)w[t];
+out:
+    free(f), free(w), free(src), free(names);
+    return rc;
+}
 
 /* eval's early-termination rows: T's stored curves (3 epochs or more)
  * trained one after another in R seeded orders, stopped by a ranker fitted
@@ -1086,6 +1215,7 @@ static int cmd_eval(int argc, char **argv, XErr *e)
     char *use = NULL;
     int *map = NULL, *hrows = NULL, *src_of = NULL;
     double *truth = NULL, *pred = NULL, *srcacc = NULL, t0 = now_mono();
+    float *wm = NULL;
     Metrics (*res)[M_COUNT] = NULL;
     if (rc)
         return rc < 0 ? XE_OK : rc;
@@ -1142,6 +1272,13 @@ static int cmd_eval(int argc, char **argv, XErr *e)
             o.holdout, nh, ns, ms.protocol, ms.protocol_hash);
     if ((rc = fit_sources(&ms, &o, use, map, &base, 1, e)))
         goto out;
+    if (!(wm = calloc((size_t)xfer_ntasks(base) + 1, sizeof *wm))) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    for (int ki = 0; ki < o.nks; ki++)
+        if (!o.ks[ki] && (rc = eval_weights(&st, &ms, h, map, xfer_ntasks(base), wm, e)))
+            goto out;
 
     for (int ki = 0; !rc && ki < o.nks; ki++) {
         int k = (int)o.ks[ki], reps = k ? (int)o.repeats : 1;
@@ -1196,6 +1333,12 @@ static int cmd_eval(int argc, char **argv, XErr *e)
                     pred[i] = pm[i];
                 if (!rc)
                     metrics_add(&res[ki][mth], pred, et, ne);
+            }
+            /* zero-shot with the sources' residuals weighted by dataset similarity */
+            if (!rc && k == 0 && !(rc = xfer_predict_weighted(base, wm, ne, etok, pm, NULL, e))) {
+                for (int i = 0; i < ne; i++)
+                    pred[i] = pm[i];
+                metrics_add(&res[ki][M_XFER_W], pred, et, ne);
             }
             /* a surrogate on the k evaluations alone */
             if (!rc && k >= 5) {
@@ -1306,7 +1449,7 @@ static int cmd_eval(int argc, char **argv, XErr *e)
         rc = eval_ranker(&st, &ms, &o, e);
 out:
     xfer_free(base);
-    free(use), free(map), free(hrows), free(truth), free(pred), free(res), free(src_of), free(srcacc);
+    free(use), free(map), free(hrows), free(truth), free(pred), free(res), free(src_of), free(srcacc), free(wm);
     metaset_free(&ms);
     store_close(&st);
     return rc;

@@ -1,7 +1,7 @@
 # xfer-predict on a synthetic meta-dataset (gen-fixtures --meta-runs: five
 # tasks sharing most of what makes an arch good): fit and store a model,
-# score archs from stdin and sampled ones, leave-one-task-out evaluation,
-# and bad input.
+# score archs from stdin and sampled ones, the similarity-weighted
+# zero-shot, leave-one-task-out evaluation, and bad input.
 pr() { run predict --db "$T/x.db" "$@"; }
 "$GEN" --meta-runs "$T/runs.jsonl" 5 200 || bad "generating run records"
 run ingest --db "$T/x.db" runs "$T/runs.jsonl"
@@ -42,6 +42,35 @@ pr score --dataset fresh --sample 10
 expect_rc 0
 grep -q "zero-shot" "$err" && ok || bad "zero-shot not announced"
 
+# the similarity-weighted zero-shot: imported tasks record no meta-features,
+# so the weights are uniform (said); with features recorded, softmax of
+# minus the standardised distance: syn0 (syn4's twin) weighs most
+pr score --dataset fresh --sample 10 --zero-shot weighted
+expect_rc 0
+grep -q "^xfer-predict: 'fresh': no meta-feature (classes, height, width, channels, n_train) is recorded for it and every source with different values among them: uniform weights over the sources$" \
+    "$err" && ok || bad "uniform weights not said"
+pr score --dataset syn4 --sample 20 --seed 3 --zero-shot gu
+expect_rc 0
+grep -q "^xfer-predict: 'syn4': zero-shot from the universal predictor (--zero-shot gu)$" "$err" && ok ||
+    bad "--zero-shot gu not said"
+cp "$out" "$T/gu.out"
+sqlite3 "$T/x.db" "UPDATE datasets SET classes = 10, height = 28, width = 28, channels = 1, n_train = 6000
+    WHERE name IN ('syn0', 'syn4');
+    UPDATE datasets SET classes = 100, height = 32, width = 32, channels = 3, n_train = 50000 WHERE name IN ('syn1', 'syn2');
+    UPDATE datasets SET meta = '{\"classes\":10,\"height\":32,\"width\":32,\"channels\":3,\"n_train\":50000}'
+    WHERE name = 'syn3'"
+pr score --dataset syn4 --sample 20 --seed 3 --zero-shot weighted
+expect_rc 0
+expect_eq "$(head -n 1 "$err")" \
+    "xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train): syn0 0.748, syn1 0.079, syn2 0.079, syn3 0.095" \
+    "similarity weights"
+expect_eq "$(grep -c '"pred":[0-9.e-]*,"pred_std":' "$out")" 20 "weighted zero-shot lines"
+expect_eq "$(sed 's/,"pred".*//' "$out")" "$(sed 's/,"pred".*//' "$T/gu.out")" "the same archs"
+[ "$(cat "$out")" != "$(cat "$T/gu.out")" ] && ok || bad "weighted predictions equal g_u's"
+pr score --dataset syn4 --sample 1 --zero-shot all
+expect_rc 2
+expect_err_line "xfer-predict: --zero-shot: 'all' is not gu or weighted"
+
 # leave one task out: the transfer predictor ranks syn4 better than params
 pr eval --holdout syn4 --k 0,20 --repeats 2 --epochs 30 --json --no-ranker
 expect_rc 0
@@ -50,6 +79,12 @@ x0=$(grep '"method":"xfer","k":0,' "$out" | sed 's/.*"spearman":\([0-9.-]*\).*/\
 p0=$(grep '"method":"params","k":0,' "$out" | sed 's/.*"spearman":\([0-9.-]*\).*/\1/')
 awk -v x="$x0" -v p="$p0" 'BEGIN { exit !(x > 0.8 && x > p) }' && ok || bad "zero-shot spearman $x0 (params $p0)"
 grep -q '"method":"target-only","k":20,' "$out" && ok || bad "no target-only baseline at k = 20"
+# the similarity-weighted zero-shot: a row at k = 0 only, above params
+expect_eq "$(grep -c '"method":"xfer-weighted",' "$out")" 1 "xfer-weighted rows"
+w0=$(grep '"method":"xfer-weighted","k":0,' "$out" | sed 's/.*"spearman":\([0-9.-]*\).*/\1/')
+awk -v x="$w0" -v p="$p0" 'BEGIN { exit !(x > 0.8 && x > p) }' && ok || bad "weighted zero-shot spearman $w0 (params $p0)"
+grep -q "^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train): syn0 0.748, syn1 0.079, syn2 0.079, syn3 0.095$" \
+    "$err" && ok || bad "eval's similarity weights"
 
 # bad input
 pr fit --space nb201 --sources syn0,syn4 --target syn4

@@ -17,6 +17,7 @@
 
 #include "unit.h"
 
+#include "model/similarity.h"
 #include "model/xfer.h"
 
 #define L 6          /* tokens per arch */
@@ -632,7 +633,53 @@ static void test_xfer_bad_input(void **state)
     unit_expect_error(xfer_predict(src, 0, 1, tokens, p, NULL, &e), &e, "row 0: token -1 at 1 is out of range");
 }
 
+/* Similarity weights: softmax of minus the standardised log-feature
+ * distance, features missing anywhere or constant over the sources
+ * dropped, uniform when nothing is left. */
+static void test_xfer_similarity_weights(void **state)
+{
+    (void)state;
+    const double a[SIM_NFEAT] = { 10, 28, 28, 1, 6000 }, b[SIM_NFEAT] = { 100, 32, 32, 3, 50000 };
+    const double c[SIM_NFEAT] = { 10, 32, 32, 3, 50000 }, none[SIM_NFEAT] = { NAN, NAN, NAN, NAN, NAN };
+    const double *src[4] = { a, b, c, NULL };
+    double w[4], sx = 0;
+    unsigned used = sim_weights(a, 4, src, 1.0, w);
+    char buf[128];
+    assert_int_equal(used, 0x1f);
+    for (int i = 0; i < 4; i++)
+        sx += w[i];
+    assert_true(fabs(sx - 1) < 1e-12);
+    assert_true(w[0] > w[2] && w[2] > w[1] && w[3] == 0);
+    /* by hand: z over {a, b, c}; a's distance 0, so w_i = e^-d_i / sum */
+    {
+        double d[3] = { 0, 0, 0 }, t = 0;
+        for (int k = 0; k < SIM_NFEAT; k++) {
+            double x[3] = { log(a[k]), log(b[k]), log(c[k]) }, m = (x[0] + x[1] + x[2]) / 3, v = 0;
+            for (int i = 0; i < 3; i++)
+                v += (x[i] - m) * (x[i] - m) / 3;
+            for (int i = 0; i < 3; i++)
+                d[i] += (x[0] - x[i]) * (x[0] - x[i]) / v / SIM_NFEAT;
+        }
+        for (int i = 0; i < 3; i++)
+            t += exp(-sqrt(d[i]));
+        for (int i = 0; i < 3; i++)
+            assert_true(fabs(w[i] - exp(-sqrt(d[i])) / t) < 1e-12);
+    }
+    /* a feature missing for the target is dropped; nothing left: uniform */
+    {
+        double t2[SIM_NFEAT] = { 10, NAN, NAN, NAN, NAN };
+        used = sim_weights(t2, 4, src, 1.0, w);
+        assert_int_equal(used, 1u << SIM_CLASSES);
+        sim_feature_list(used, buf, sizeof buf);
+        assert_string_equal(buf, "classes");
+        used = sim_weights(none, 4, src, 1.0, w);
+        assert_int_equal(used, 0);
+        assert_true(fabs(w[0] - 1.0 / 3) < 1e-12 && fabs(w[1] - 1.0 / 3) < 1e-12 && w[3] == 0);
+    }
+}
+
 const struct CMUnitTest test_xfer_tests[] = {
+    cmocka_unit_test(test_xfer_similarity_weights),
     cmocka_unit_test(test_xfer_config),
     cmocka_unit_test(test_xfer_fit_ranks_heldout),
     cmocka_unit_test(test_xfer_reconstruction),

@@ -1,0 +1,39 @@
+/* Dataset similarity for zero-shot transfer: meta-features of stored
+ * tasks (classes, resolution, channels, training-set size) and weights
+ * over the source tasks for a target, from how far its features are from
+ * each source's (xfer_predict_weighted takes them). */
+#ifndef XFER_MODEL_SIMILARITY_H
+#define XFER_MODEL_SIMILARITY_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "db/store.h"
+
+enum { SIM_CLASSES, SIM_HEIGHT, SIM_WIDTH, SIM_CHANNELS, SIM_NTRAIN, SIM_NFEAT };
+/* "classes", "height", "width", "channels", "n_train" */
+extern const char *const sim_feature_names[SIM_NFEAT];
+
+/* A dataset's meta-features (f[SIM_NFEAT]): its datasets columns, else a
+ * positive number of the same name in its meta JSON (virtual datasets
+ * record nothing else); NAN where neither has one. */
+int sim_dataset_features(Store *st, int64_t dataset_id, double f[SIM_NFEAT], XErr *e);
+
+/* Weights over n sources (w[n], summing to 1) for a target:
+ *
+ *     x = log(feature)                      (every feature is positive)
+ *     z = (x - mean_s x) / std_s x          (mean, std over the sources)
+ *     d_i = sqrt(mean over used f of (z_target,f - z_i,f)^2)
+ *     w_i = exp(-d_i / tau) / sum_j exp(-d_j / tau)
+ *
+ * A feature is used when the target and every source have it and the
+ * sources do not all share one value. src[i] may be NULL (that source has
+ * weight 0, e.g. the target itself). Returns the features used as a bit
+ * mask (bit f for feature f); 0: none could be used and the weights are
+ * uniform over the non-NULL sources. */
+unsigned sim_weights(const double target[SIM_NFEAT], int n, const double *const *src, double tau, double *w);
+
+/* "classes, height, width" for a feature mask (buf of len bytes). */
+void sim_feature_list(unsigned used, char *buf, int len);
+
+#endif
