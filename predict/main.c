@@ -686,7 +686,8 @@ static int cmd_score(int argc, char **argv, XErr *e)
     sp = space_find(o.space);
     if ((rc = store_open(&st, db_path, 0, e)))
         return rc;
-    if ((rc = models_load(&st, sp->name, o.model, &l, e)) || (rc = scorer_for(&st, &l, sp, o.dataset, o.zero_shot, &s, e)))
+    if ((rc = models_load(&st, sp->name, o.model, &l, e)) ||
+        (rc = scorer_for(&st, &l, sp, o.dataset, o.zero_shot, &s, e)))
         goto out;
     if (o.sample) {
         /* distinct archs by index */

@@ -248,7 +248,8 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     if (o->early_stop && !o->delta_set)
         return usage_error(e, "--early-stop ranker needs --delta D");
     if (!o->early_stop && (o->delta_set || o->min_epochs))
-        return usage_error(e, o->delta_set ? "--delta needs --early-stop ranker" : "--min-epochs needs --early-stop ranker");
+        return usage_error(e, o->delta_set ? "--delta needs --early-stop ranker"
+                                           : "--min-epochs needs --early-stop ranker");
     if (o->early_stop && o->r.evaluator != SEARCH_EVAL_TRAIN)
         return usage_error(e, "--early-stop needs the train evaluator (recorded accuracies are not trained)");
     o->r.early_stop = o->early_stop != NULL;
@@ -351,8 +352,16 @@ static int cmd_run(int argc, char **argv, XErr *e)
                 front[nf++] = best;
         }
         if (!nf) {
-            rc = xerr_set(e, XE_FAIL, "search %lld: none of its %d evaluations gave an accuracy", (long long)out.search_id,
-                          out.n);
+            int stopped = 0;
+            for (int i = 0; i < out.n; i++)
+                stopped += out.steps[i].terminated;
+            if (stopped)
+                rc = xerr_set(e, XE_FAIL,
+                              "search %lld: none of its %d evaluations was trained to the end (%d stopped early)",
+                              (long long)out.search_id, out.n, stopped);
+            else
+                rc = xerr_set(e, XE_FAIL, "search %lld: none of its %d evaluations gave an accuracy",
+                              (long long)out.search_id, out.n);
             goto done;
         }
         if (o.json) {

@@ -397,7 +397,10 @@ static void log_step(const SearchRunOpts *o, const SearchOutcome *out, double be
         fprintf(o->log, " observed %.4f%s", s->acc, s->terminated ? " (stopped early)" : "");
     else
         fprintf(o->log, " failed");
-    fprintf(o->log, " (best %.4f)\n", best);
+    if (isfinite(best))
+        fprintf(o->log, " (best %.4f)\n", best);
+    else
+        fprintf(o->log, " (no best yet)\n");
 }
 
 static int search_finish(Store *st, int64_t id, const SearchOutcome *out, XErr *e)
@@ -534,7 +537,8 @@ int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e)
                 goto cleanup;
             if (secs >= o->budget_hours * 3600) {
                 if (o->log)
-                    fprintf(o->log, "xfer-search: the runs took %.1f s of --budget-hours %g: stopping after %d evaluations\n",
+                    fprintf(o->log,
+                            "xfer-search: the runs took %.1f s of --budget-hours %g: stopping after %d evaluations\n",
                             secs, o->budget_hours, out->n);
                 break;
             }
