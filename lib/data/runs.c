@@ -106,6 +106,35 @@ static int put_curve(Ctx *c, int64_t run, json_t *curve)
     return rc;
 }
 
+/* A virtual dataset takes the shape, classes and split sizes its runs'
+ * records carry (xfer-train-meta export), where it has none yet: the
+ * meta-features the predictors weigh source tasks by. */
+static int set_dataset_info(Ctx *c, int64_t id, json_t *di)
+{
+    static const char *const keys[] = { "height", "width", "channels", "classes", "n_train", "n_valid" };
+    for (int i = 0; i < 6; i++) {
+        json_t *v = json_object_get(di, keys[i]);
+        sqlite3_stmt *q;
+        char sql[160];
+        if (!v)
+            continue;
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1LL << 40))
+            return bad(c, "'dataset_info.%s' is not a count", keys[i]);
+        snprintf(sql, sizeof sql, "UPDATE datasets SET %s = ?2 WHERE id = ?1 AND kind = 'virtual' AND %s IS NULL",
+                 keys[i], keys[i]);
+        if (store_prepare(c->st, &q, sql, c->e))
+            return c->e->code;
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int64(q, 2, json_integer_value(v));
+        if (sqlite3_step(q) != SQLITE_DONE) {
+            sqlite3_finalize(q);
+            return store_fail(c->st, c->e, "recording a dataset's shape");
+        }
+        sqlite3_finalize(q);
+    }
+    return XE_OK;
+}
+
 static int put_run(Ctx *c, json_t *o, ImportStats *stats)
 {
     const char *space = str(o, "space"), *arch = str(o, "arch"), *ds = str(o, "dataset");
@@ -149,6 +178,8 @@ static int put_run(Ctx *c, json_t *o, ImportStats *stats)
     if (import_virtual_dataset(c->st, ds, "runs", c->file, 1, &ds_id, &created, c->e))
         return c->e->code;
     stats->datasets += created;
+    if (json_is_object(json_object_get(o, "dataset_info")) && set_dataset_info(c, ds_id, json_object_get(o, "dataset_info")))
+        return c->e->code;
     recipe = json_dumps(proto, JSON_COMPACT | JSON_SORT_KEYS);
     pname = pname_given ? pname_given : str(proto, "name") ? str(proto, "name") : "custom";
     rc = !recipe ? xerr_set(c->e, XE_FAIL, "out of memory")

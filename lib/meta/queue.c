@@ -381,7 +381,8 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
         o = json_object();
     if (store_prepare(st, &q,
                       "SELECT a.space, a.arch, d.name, p.name, p.hash, r.seed, r.id, r.status, r.valid_acc,"
-                      " r.test_acc, r.params, r.flops, r.seconds, r.device, r.error, p.recipe FROM runs r"
+                      " r.test_acc, r.params, r.flops, r.seconds, r.device, r.error, p.recipe, d.height, d.width,"
+                      " d.channels, d.classes, d.n_train, d.n_valid FROM runs r"
                       " JOIN archs a ON a.id = r.arch_id JOIN datasets d ON d.id = r.dataset_id"
                       " JOIN protocols p ON p.id = r.protocol_id WHERE r.id = ?1",
                       e)) {
@@ -414,6 +415,18 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
         json_object_set_new(o, "error", json_string((const char *)sqlite3_column_text(q, 14)));
     /* the whole recipe, so xfer-ingest runs recreates the same protocol */
     json_object_set_new(o, "recipe", json_loads((const char *)sqlite3_column_text(q, 15), 0, NULL));
+    /* what the dataset is (its meta-features travel with the runs) */
+    {
+        static const char *const keys[] = { "height", "width", "channels", "classes", "n_train", "n_valid" };
+        json_t *di = json_object();
+        for (int i = 0; i < 6; i++)
+            if (sqlite3_column_type(q, 16 + i) != SQLITE_NULL)
+                json_object_set_new(di, keys[i], json_integer(sqlite3_column_int64(q, 16 + i)));
+        if (json_object_size(di))
+            json_object_set_new(o, "dataset_info", di);
+        else
+            json_decref(di);
+    }
     sqlite3_finalize(q);
 
     curve = json_array();

@@ -204,6 +204,9 @@ expect_eq "$(wc -l <"$T/export.jsonl")" "$(sqlite3 "$T/ref.db" "SELECT count(*) 
 run ingest --db "$T/imported.db" runs "$T/export.jsonl"
 expect_rc 0
 expect_eq "$(results "$T/imported.db")" "$(results "$T/ref.db" | grep '|done|')" "runs exported and imported"
+expect_eq "$(sqlite3 "$T/imported.db" "SELECT kind, height, width, channels, classes, n_train, n_valid FROM datasets")" \
+    "virtual|$(sqlite3 "$T/ref.db" "SELECT height, width, channels, classes, n_train, n_valid FROM datasets")" \
+    "the dataset's shape and sizes travel with its runs"
 expect_eq "$(sqlite3 "$T/imported.db" "SELECT group_concat(hash) FROM (SELECT hash FROM protocols ORDER BY hash)")" \
     "$(sqlite3 "$T/ref.db" "SELECT group_concat(hash) FROM (SELECT hash FROM protocols WHERE id IN
         (SELECT protocol_id FROM runs WHERE status = 'done') ORDER BY hash)")" "protocol hashes"
