@@ -163,6 +163,53 @@ expect_eq "$(tail -n 1 "$err")" \
     "merge's last line with a missing and a corrupt shard"
 expect_eq "$(sqlite3 "$T/main.db" .dump)" "$before" "database after a missing and a corrupt shard"
 
+# submission through stand-ins for sbatch, sinfo and scancel that record
+# their arguments
+mkdir -p "$T/fake"
+cat >"$T/fake/sbatch" <<'EOF'
+#!/bin/sh
+echo "sbatch $*" >>"$FAKE_LOG"
+case "$*" in
+*merge.sbatch)
+    if [ -n "${FAKE_MERGE_FAILS:-}" ]; then
+        echo "sbatch: error: Batch job submission failed: Job dependency problem" >&2
+        exit 1
+    fi
+    echo 43
+    ;;
+*) echo "42;xfertest" ;;
+esac
+EOF
+printf '#!/bin/sh\necho debug\necho gpu\n' >"$T/fake/sinfo"
+printf '#!/bin/sh\necho "scancel $*" >>"$FAKE_LOG"\n' >"$T/fake/scancel"
+chmod +x "$T/fake/sbatch" "$T/fake/sinfo" "$T/fake/scancel"
+export FAKE_LOG="$T/fake.log"
+new="--dataset c --sample 3 --seed 99 --tasks 3 --protocol tiny --set epochs=5"
+PATH="$T/fake:$PATH" "$BIN/xfer-train-meta" --db "$T/main.db" slurm $new --partition gpu --shared "$T/s1" --submit \
+    >"$out" 2>"$err"
+rc=$?
+expect_rc 0
+grep -q '"tasks":3,"archs":3,"runs":3,"array_job":42,"merge_job":43}$' "$out" && ok || bad "submitted: the job ids"
+expect_err_line "xfer-train-meta: slurm: array job 42 (3 tasks, 3 runs) and merge job 43 after it; '$T/s1'"
+expect_eq "$(cat "$FAKE_LOG")" "sbatch --parsable $T/s1/array.sbatch
+sbatch --parsable --dependency=afterany:42 $T/s1/merge.sbatch" "sbatch's arguments"
+grep -q '^#SBATCH --partition=gpu$' "$T/s1/array.sbatch" && grep -q '^#SBATCH --partition=gpu$' "$T/s1/merge.sbatch" &&
+    ok || bad "no partition in the scripts"
+rm -f "$FAKE_LOG"
+PATH="$T/fake:$PATH" "$BIN/xfer-train-meta" --db "$T/main.db" slurm $new --partition nope --shared "$T/s2" --submit \
+    >"$out" 2>"$err"
+rc=$?
+expect_rc 1
+expect_err_line "xfer-train-meta: --partition: partition 'nope' does not exist (sinfo knows: debug gpu)"
+expect_absent "$T/s2" "$FAKE_LOG"
+PATH="$T/fake:$PATH" FAKE_MERGE_FAILS=1 "$BIN/xfer-train-meta" --db "$T/main.db" slurm $new --shared "$T/s3" --submit \
+    >"$out" 2>"$err"
+rc=$?
+expect_rc 1
+expect_err_line "xfer-train-meta: array job 42 cancelled: sbatch '$T/s3/merge.sbatch' failed (exit 1): Batch job submission failed: Job dependency problem"
+expect_eq "$(tail -n 1 "$FAKE_LOG")" "scancel 42" "the array cancelled when its merge job was refused"
+expect_absent "$T/s3"
+
 # bad input: nothing written
 env PATH=/nonexistent "$BIN/xfer-train-meta" --db "$T/main.db" slurm $coll --shared "$T/b1" --submit >"$out" 2>"$err"
 rc=$?
