@@ -134,7 +134,7 @@ int main(int argc, char **argv)
         return shapes(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--cifar10-tarball"))
         return fx_cifar_tarball(argv[2], 10, (uint32_t)atoi(argv[3]), 1) ? 1 : 0;
-    if (argc != 2) {
+    if (argc != 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: gen-fixtures DIR | --cifar10-tarball PATH PER_BATCH | --shapes DIR N SIDE |\n"
                         "       --meta-runs PATH TASKS ARCHS\n");
         return 2;
