@@ -414,6 +414,14 @@ static const char array_body[] =
     "log \"finished: '$FINAL'\"\n";
 
 static const char merge_body[] =
+    "# A task requeued at the wrong moment can release the afterany dependency\n"
+    "# while it waits to run again: merge only once no task of the array is\n"
+    "# pending or running.\n"
+    "if [ -n \"${XFER_ARRAY_JOB:-}\" ] && command -v squeue >/dev/null 2>&1; then\n"
+    "    while [ -n \"$(squeue -h -j \"$XFER_ARRAY_JOB\" -o %i 2>/dev/null)\" ]; do\n"
+    "        sleep 10\n"
+    "    done\n"
+    "fi\n"
     "tmp=$(mktemp) || exit 1\n"
     "trap 'rm -f \"$tmp\"' EXIT\n"
     "shards=()\n"
@@ -800,10 +808,11 @@ void slurm_remove(const SlurmSpec *s)
 /* ---- submission ---- */
 
 /* sbatch --parsable [DEP] SCRIPT: the job id. */
-static int sbatch(const char *script, const char *dep, long *job, XErr *e)
+static int sbatch(const char *script, const char *dep, const char *env, long *job, XErr *e)
 {
     char out[4096], err[4096];
-    char *argv[] = { "sbatch", "--parsable", (char *)(dep ? dep : script), (char *)(dep ? script : NULL), NULL };
+    char *argv[] = { "sbatch", "--parsable", (char *)(dep ? dep : script), (char *)(dep ? env : NULL),
+                     (char *)(dep ? script : NULL), NULL };
     int status;
     if (capture(argv, out, err, sizeof out, &status, e))
         return e->code;
@@ -821,17 +830,19 @@ static int sbatch(const char *script, const char *dep, long *job, XErr *e)
 int slurm_submit(const SlurmSpec *s, long *array_job, long *merge_job, XErr *e)
 {
     char *array = path_join(s->dir, "array.sbatch"), *merge = path_join(s->dir, "merge.sbatch");
-    char dep[64], jid[32], out[1024], err[1024];
+    char dep[64], env[64], jid[32], out[1024], err[1024];
     int rc = XE_OK, status = 0;
     *array_job = *merge_job = 0;
     if (!array || !merge) {
         rc = xerr_set(e, XE_FAIL, "out of memory");
         goto cleanup;
     }
-    if ((rc = sbatch(array, NULL, array_job, e)))
+    if ((rc = sbatch(array, NULL, NULL, array_job, e)))
         goto cleanup;
     snprintf(dep, sizeof dep, "--dependency=afterany:%ld", *array_job);
-    if ((rc = sbatch(merge, dep, merge_job, e))) {
+    /* the merge job waits for requeued tasks too (see merge_body) */
+    snprintf(env, sizeof env, "--export=ALL,XFER_ARRAY_JOB=%ld", *array_job);
+    if ((rc = sbatch(merge, dep, env, merge_job, e))) {
         /* an array that nobody merges is work lost: take it back */
         char *argv[] = { "scancel", jid, NULL };
         XErr ce = { 0 };

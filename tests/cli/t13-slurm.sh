@@ -192,7 +192,7 @@ expect_rc 0
 grep -q '"tasks":3,"archs":3,"runs":3,"array_job":42,"merge_job":43}$' "$out" && ok || bad "submitted: the job ids"
 expect_err_line "xfer-train-meta: slurm: array job 42 (3 tasks, 3 runs) and merge job 43 after it; '$T/s1'"
 expect_eq "$(cat "$FAKE_LOG")" "sbatch --parsable $T/s1/array.sbatch
-sbatch --parsable --dependency=afterany:42 $T/s1/merge.sbatch" "sbatch's arguments"
+sbatch --parsable --dependency=afterany:42 --export=ALL,XFER_ARRAY_JOB=42 $T/s1/merge.sbatch" "sbatch's arguments"
 grep -q '^#SBATCH --partition=gpu$' "$T/s1/array.sbatch" && grep -q '^#SBATCH --partition=gpu$' "$T/s1/merge.sbatch" &&
     ok || bad "no partition in the scripts"
 rm -f "$FAKE_LOG"

@@ -202,10 +202,14 @@ in_run() {
 # not here
 restart() {
     w=0
-    until [ "$(squeue -h -j "${aj}_$1" -o %T 2>/dev/null)" = PENDING ] || [ $w -gt 600 ]; do
+    # pending on its begin time: Slurm has finished taking the old
+    # instance down (bringing it forward earlier makes slurmd refuse the
+    # launch, "already killed", and the task is lost)
+    until [ "$(squeue -h -j "${aj}_$1" -o '%T %r' 2>/dev/null)" = "PENDING BeginTime" ] || [ $w -gt 600 ]; do
         sleep 0.1
         w=$((w + 1))
     done
+    sleep 2
     scontrol update JobId="${aj}_$1" StartTime=now
     expect_eq $? 0 "task $1's start time brought forward"
 }
