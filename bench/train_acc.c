@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "data/taskfile.h"
 #include "nn/model.h"
 #include "nn/train.h"
@@ -21,13 +22,6 @@
 
 static const char *const default_arch =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Per-epoch progress on stderr. */
 static int report(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
@@ -81,7 +75,7 @@ int main(int argc, char **argv)
         rc = net_init(&net, nn_cpu_backend(1), batch, (int)t.c, (int)t.h, (int)t.w, &e);
     if (rc == XE_OK && !(rc = model_nb201(&net, ops, C, N, (int)t.classes, &e)))
         rc = net_finalize(&net, (uint64_t)seed, &e);
-    t0 = now();
+    t0 = xfer_clock();
     if (rc == XE_OK)
         rc = train_run(&net, &t, mean, std, &r, 0, report, NULL, &test_acc, &e);
     if (rc == XE_OK && getenv("TRAIN_ACC_CHECKPOINT"))
@@ -91,7 +85,7 @@ int main(int argc, char **argv)
     if (rc == XE_OK)
         printf("{\"engine\":\"xfernas\",\"seed\":%d,\"epochs\":%d,\"C\":%d,\"N\":%d,\"valid_acc\":%.4f,"
                "\"test_acc\":%.4f,\"seconds\":%.1f}\n",
-               seed, epochs, C, N, valid_acc, test_acc, now() - t0);
+               seed, epochs, C, N, valid_acc, test_acc, xfer_clock() - t0);
     if (net.be)
         net_release(&net);
     if (t.map)

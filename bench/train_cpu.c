@@ -11,19 +11,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/rng.h"
 #include "nn/model.h"
 #include "space/space.h"
 
 static const char *const arch =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* One training step, as the torch script's step(): forward, mean
  * cross-entropy, backward (gradients zeroed inside), SGD. Returns the loss. */
@@ -69,10 +63,10 @@ static int bench(const NnBackend *be, int threads, int C, int N, int hw, int B, 
     if (rc == XE_OK) {
         for (int i = 0; i < warm; i++)
             step(&net, x, y, classes, dl);
-        t = now();
+        t = xfer_clock();
         for (int i = 0; i < steps; i++)
             loss = step(&net, x, y, classes, dl);
-        dt = now() - t;
+        dt = xfer_clock() - t;
         getrusage(RUSAGE_SELF, &ru);
         printf("{\"C\": %d, \"N\": %d, \"hw\": %d, \"B\": %d, \"threads\": %d, \"img_per_s\": %.1f, "
                "\"steps\": %d, \"loss\": %.3f, \"peak_rss_kb\": %ld}\n",

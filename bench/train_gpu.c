@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/rng.h"
 #include "nn/model.h"
 #include "space/space.h"
@@ -31,13 +32,6 @@ static const char *const arch =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
 
 enum { CLASSES = 10, NBATCH = 4 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Backend memory for the loss of a step. */
 typedef struct Bufs {
@@ -118,12 +112,12 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
         memcpy(a.nb201.ops, ops, sizeof ops);
         rc = space_nb201.cost(&a, &m, &cost, e);
     }
-    t0 = now();
+    t0 = xfer_clock();
     if (rc == XE_OK)
         rc = net_init(&net, be, B, cin, hw, hw, e);
     if (rc == XE_OK && !(rc = model_nb201(&net, ops, 16, 5, CLASSES, e)))
         rc = net_finalize(&net, 0, e);
-    t1 = now();
+    t1 = xfer_clock();
     if (rc == XE_OK) {
         d.labels = be->alloc(be->ctx, (size_t)B * sizeof *d.labels);
         d.dl = be->alloc(be->ctx, (size_t)B * CLASSES * sizeof *d.dl);
@@ -142,11 +136,11 @@ static int bench(const char *mode, int B, int steps, int warm, XErr *e)
     if (rc == XE_OK)
         rc = be->sync(be->ctx, e);
     if (rc == XE_OK) {
-        double t = now();
+        double t = xfer_clock();
         for (int i = 0; i < steps; i++)
             loss = step(&net, &d, x + (size_t)(i % NBATCH) * nx, y + (size_t)(i % NBATCH) * B, 0, &graph, e);
         rc = be->sync(be->ctx, e);
-        dt = now() - t;
+        dt = xfer_clock() - t;
     }
     if (rc == XE_OK) {
         getrusage(RUSAGE_SELF, &ru);

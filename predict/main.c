@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/cli.h"
 #include "core/config.h"
 #include "core/rng.h"
@@ -206,13 +207,6 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     return rc;
 }
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- fitting ---- */
 
 typedef struct FitLog {
@@ -301,7 +295,7 @@ static int fit_store_ranker(Store *st, const MetaSet *ms, const Opts *o, json_t 
     char *use = NULL;
     int *map = NULL, rc, pairs = 0;
     int64_t id;
-    double t0 = now_mono();
+    double t0 = xfer_clock();
     *fitted = NULL;
     if ((rc = curveset_load(st, ms->sp, ms->protocol_hash, 3, &cs, e)))
         return rc;
@@ -325,7 +319,7 @@ static int fit_store_ranker(Store *st, const MetaSet *ms, const Opts *o, json_t 
     fprintf(stderr, "%s: fitting the ranker on the curves of %d runs\n", tool, cs.n);
     if ((rc = fit_ranker(&cs, o, use, map, 0, &r, &log, e)))
         goto out;
-    if (!(*fitted = models_ranker_fitted_on(&cs, use, map, (uint64_t)o->seed, now_mono() - t0))) {
+    if (!(*fitted = models_ranker_fitted_on(&cs, use, map, (uint64_t)o->seed, xfer_clock() - t0))) {
         rc = xerr_set(e, XE_FAIL, "out of memory");
         goto out;
     }
@@ -355,7 +349,7 @@ static int cmd_fit(int argc, char **argv, XErr *e)
     XferModel *m = NULL;
     char *use = NULL;
     int *map = NULL, rc = parse_opts(argc, argv, "fit", allowed, &o, e), target = -1, ttask = -1;
-    double t0 = now_mono(), tmean = 0, tstd = 1;
+    double t0 = xfer_clock(), tmean = 0, tstd = 1;
     int64_t id = 0;
     json_t *fitted = NULL, *rfitted = NULL;
     if (rc)
@@ -412,7 +406,7 @@ static int cmd_fit(int argc, char **argv, XErr *e)
         if (rc)
             goto done;
     }
-    fitted = models_fitted_on(&ms, use, map, (uint64_t)o.seed, now_mono() - t0);
+    fitted = models_fitted_on(&ms, use, map, (uint64_t)o.seed, xfer_clock() - t0);
     if (fitted && target >= 0)
         json_object_set_new(fitted, "target", json_pack("{s:s,s:i,s:i,s:f,s:f}", "name", o.target, "task", ttask, "runs",
                                                         ms.tasks[target].n, "mean", tmean, "std", tstd));
@@ -1111,7 +1105,7 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
     int *order = NULL, rc, h, nh, ncut = 0, others = 0, first;
     char *use = NULL;
     SimResult (*res)[2] = NULL;
-    double t0 = now_mono();
+    double t0 = xfer_clock();
     if ((rc = curveset_load(st, ms->sp, ms->protocol_hash, 3, &cs, e)))
         return rc;
     h = curveset_task(&cs, o->holdout);
@@ -1195,7 +1189,7 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
             printf("%-16s %7s %9.2fx %10.3f %7.1f%% %11.3f\n", method, d < o->ndeltas ? delta : "-",
                    res[d][0].time_saved, res[d][0].regret, 100 * res[d][0].stopped, res[d][1].regret);
     }
-    fprintf(stderr, "%s: early termination of '%s' took %.1f s\n", tool, o->holdout, now_mono() - t0);
+    fprintf(stderr, "%s: early termination of '%s' took %.1f s\n", tool, o->holdout, xfer_clock() - t0);
 out:
     ranker_free(r);
     free(use), free(sim), free(order), free(res), free(cut), free(score);
@@ -1215,7 +1209,7 @@ static int cmd_eval(int argc, char **argv, XErr *e)
     int rc = parse_opts(argc, argv, "eval", allowed, &o, e), h, ns = 0, L, nh;
     char *use = NULL;
     int *map = NULL, *hrows = NULL, *src_of = NULL;
-    double *truth = NULL, *pred = NULL, *srcacc = NULL, t0 = now_mono();
+    double *truth = NULL, *pred = NULL, *srcacc = NULL, t0 = xfer_clock();
     float *wm = NULL;
     Metrics (*res)[M_COUNT] = NULL;
     if (rc)
@@ -1445,7 +1439,7 @@ static int cmd_eval(int argc, char **argv, XErr *e)
                 printf("%-14s %4ld %8.3f %8.3f %8.3f %8.3f\n", method_names[mth], o.ks[ki], m->rho / m->reps,
                        m->tau / m->reps, m->p5 / m->reps, m->p10 / m->reps);
         }
-    fprintf(stderr, "%s: eval of '%s' took %.1f s\n", tool, o.holdout, now_mono() - t0);
+    fprintf(stderr, "%s: eval of '%s' took %.1f s\n", tool, o.holdout, xfer_clock() - t0);
     if (!o.no_ranker)
         rc = eval_ranker(&st, &ms, &o, e);
 out:

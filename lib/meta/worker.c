@@ -10,17 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "meta/meta.h"
 #include "nn/device.h"
 #include "nn/model.h"
 #include "space/space.h"
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- heartbeat thread ---- */
 
@@ -151,7 +145,7 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
                         (long long)j->ri->id);
     /* the point first, then the checkpoint: a resumed run re-trains from
      * the checkpoint and rewrites the points after it with the same values */
-    double t = now_mono();
+    double t = xfer_clock();
     int rc = queue_epoch(j->st, j->claim, j->ri->id, p, e), stop = 0;
     j->last_valid = p->valid_acc;
     /* early termination: asked once the point is stored, before the
@@ -159,19 +153,19 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
     if (!rc && j->o->stop)
         rc = j->o->stop(j->o->stop_ctx, j->st, j->ri, p->epoch, j->epochs, &stop, j->why, sizeof j->why, e);
     if (!rc && stop) {
-        *j->book += now_mono() - t;
+        *j->book += xfer_clock() - t;
         j->stop_epoch = p->epoch;
         return WORK_STOPPED;
     }
     if (!rc && p->epoch < j->epochs)
         rc = net_checkpoint_write(net, p->epoch, j->ckpt, e);
-    *j->book += now_mono() - t;
+    *j->book += xfer_clock() - t;
     if (rc)
         return rc;
     if (j->o->progress) {
         /* [#####.....] 3/40 runs  run 57 epoch 4/12  loss 1.2345 valid 0.4321  ETA 37m10s */
         const Progress *pg = j->pg;
-        double frac_run = (double)p->epoch / j->epochs, total = (double)(pg->finished + pg->left), el = now_mono() - j->t0;
+        double frac_run = (double)p->epoch / j->epochs, total = (double)(pg->finished + pg->left), el = xfer_clock() - j->t0;
         double done = ((double)pg->finished + frac_run) / (total > 0 ? total : 1), run_left;
         char bar[21], buf[16];
         int fill = (int)(done * 20 + 0.5);
@@ -265,14 +259,14 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     TaskFile t = { 0 };
     Net net = { 0 };
     Heart heart;
-    Job j = { st, c, o, &heart, ri, NULL, -1, 0, now_mono(), pg, 0, book, 0, "" };
+    Job j = { st, c, o, &heart, ri, NULL, -1, 0, xfer_clock(), pg, 0, book, 0, "" };
     SpaceCost cost = { 0, 0 };
     double mean[4], std[4], test_acc = -1;
     char *task = NULL, *ckpt = NULL, *dir = NULL;
     int start = 0, rc;
     XErr re = { 0 };
     RunEnd end = RUN_ERROR;
-    double t0 = now_mono();
+    double t0 = xfer_clock();
 
     if (heart_start(&heart, st->path, c, ri->id, e))
         return RUN_ERROR;
@@ -281,7 +275,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
         rc = xerr_set(&re, XE_FAIL, "precision %s needs the CUDA backend", p.precision);
     if (!rc)
         rc = meta_dataset_task(st, ri->dataset_id, &task, mean, std, &re);
-    *book += now_mono() - t0;
+    *book += xfer_clock() - t0;
     if (!rc)
         rc = taskfile_open(&t, task, &re);
     if (!rc)
@@ -311,11 +305,11 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
         j.start = start;
         rc = train_run(&net, &t, mean, std, &r, start, on_epoch, &j, &test_acc, &re);
     }
-    t0 = now_mono();
+    t0 = xfer_clock();
     heart_stop(&heart);
 
     if (rc == XE_OK || rc == WORK_STOPPED) {
-        RunResult res = { j.last_valid, test_acc, now_mono() - j.t0, cost.params, cost.flops, device };
+        RunResult res = { j.last_valid, test_acc, xfer_clock() - j.t0, cost.params, cost.flops, device };
         int stopped = rc == WORK_STOPPED;
         if (stopped ? queue_terminate(st, c, ri->id, &res, j.why, &re) : queue_finish(st, c, ri->id, &res, &re))
             rc = re.code;
@@ -346,7 +340,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
         if (queue_fail(st, c, ri->id, re.msg, e))
             end = RUN_ERROR;
     }
-    *book += now_mono() - t0;
+    *book += xfer_clock() - t0;
     if (end == RUN_FAILED)
         fprintf(stderr, "%sxfer-train-meta: run %lld failed: %s\n", o->progress ? "\r\033[K" : "",
                 (long long)ri->id, re.msg);
@@ -367,7 +361,7 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
 {
     char host[64] = "host", name[160];
     Claim c;
-    double t0 = now_mono();
+    double t0 = xfer_clock();
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
     Progress pg = { 0, 0, 0, 0 };
@@ -391,15 +385,15 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
         }
         if (o->max_runs && ws->done + ws->failed + ws->stopped >= o->max_runs)
             break;
-        if (o->max_hours > 0 && now_mono() - t0 >= o->max_hours * 3600)
+        if (o->max_hours > 0 && xfer_clock() - t0 >= o->max_hours * 3600)
             break;
-        t1 = now_mono();
+        t1 = xfer_clock();
         if ((got = queue_claim(st, &c, &ri, e)) < 0) {
             rc = e->code;
             break;
         }
         if (!got) {
-            ws->book += now_mono() - t1;
+            ws->book += xfer_clock() - t1;
             break;
         }
         if (queue_left(st, &c, &pg.left, &pg.workers, e)) {
@@ -407,20 +401,20 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
             rc = e->code;
             break;
         }
-        ws->book += now_mono() - t1;
+        ws->book += xfer_clock() - t1;
         if (o->only)
             pg.left = o->nonly - pg.finished;
-        t1 = now_mono();
+        t1 = xfer_clock();
         end = train_one(st, &c, o, be, device, &ri, &pg, &ws->book, out, e);
         if (end == RUN_DONE || end == RUN_STOPPED || end == RUN_FAILED) {
             pg.finished++;
-            pg.busy += now_mono() - t1;
+            pg.busy += xfer_clock() - t1;
             pg.left--;
         }
         if (end == RUN_DONE && !o->progress) {
             char buf[16];
             fprintf(stderr, "xfer-train-meta: run %lld done (%s on %s, seed %lld) in %.1f s; %ld left, about %s\n",
-                    (long long)ri.id, ri.arch, ri.dataset, (long long)ri.seed, now_mono() - t1, pg.left,
+                    (long long)ri.id, ri.arch, ri.dataset, (long long)ri.seed, xfer_clock() - t1, pg.left,
                     eta(&pg, 0, 0, pg.left, buf));
         } else if (end == RUN_DONE) {
             fprintf(stderr, "\r\033[K");
@@ -439,6 +433,6 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
         if (rc)
             break;
     }
-    ws->seconds = now_mono() - t0;
+    ws->seconds = xfer_clock() - t0;
     return rc;
 }

@@ -69,42 +69,67 @@ int models_add(Store *st, const char *space, const XferModel *m, const json_t *f
     return rc;
 }
 
-int models_load(Store *st, const char *space, int64_t want, StoredModel *l, XErr *e)
+/* The models row of a kind: want's (checked to be of that kind and space),
+ * else the newest of the space; none_hint ends the message when there is
+ * none. Its fitted_on is parsed into *fitted and its blob decoded by load
+ * into out; nothing is kept on failure but what the caller releases. */
+static int model_row(Store *st, const char *kind, const char *space, int64_t want, const char *none_hint,
+                     int (*load)(void *out, const void *buf, size_t len, XErr *e), void *out, int64_t *id,
+                     json_t **fitted, char hash[65], XErr *e)
 {
     sqlite3_stmt *q = NULL;
     int rc;
-    memset(l, 0, sizeof *l);
     if (store_prepare(st, &q,
-                      want ? "SELECT id, space, fitted_on, blob FROM models WHERE kind = 'xfer' AND id = ?2"
-                           : "SELECT id, space, fitted_on, blob FROM models WHERE kind = 'xfer' AND space = ?1"
+                      want ? "SELECT id, space, fitted_on, blob, kind FROM models WHERE id = ?3"
+                           : "SELECT id, space, fitted_on, blob, kind FROM models WHERE kind = ?1 AND space = ?2"
                              " ORDER BY id DESC LIMIT 1",
                       e))
         return e->code;
-    sqlite3_bind_text(q, 1, space, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, want);
+    sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, space, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, want);
     if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
         sqlite3_finalize(q);
         if (rc != SQLITE_DONE)
             return store_fail(st, e, "reading models");
         return want ? xerr_set(e, XE_FAIL, "no model %lld in '%s'", (long long)want, st->path)
-                    : xerr_set(e, XE_FAIL, "no fitted %s model in '%s' (run 'xfer-predict fit --space %s' first)",
-                               space, st->path, space);
+                    : xerr_set(e, XE_FAIL, "no fitted %s %s in '%s' (run 'xfer-predict fit --space %s'%s first)", space,
+                               !strcmp(kind, "xfer") ? "model" : kind, st->path, space, none_hint);
     }
-    l->id = sqlite3_column_int64(q, 0);
-    if (strcmp((const char *)sqlite3_column_text(q, 1), space)) {
-        rc = xerr_set(e, XE_FAIL, "model %lld was fitted for space %s, not %s", (long long)l->id,
+    *id = sqlite3_column_int64(q, 0);
+    if (strcmp((const char *)sqlite3_column_text(q, 4), kind)) {
+        rc = xerr_set(e, XE_FAIL, "model %lld is a %s model, not %s", (long long)*id,
+                      (const char *)sqlite3_column_text(q, 4), !strcmp(kind, "xfer") ? "a transfer predictor" : "a ranker");
+    } else if (strcmp((const char *)sqlite3_column_text(q, 1), space)) {
+        rc = xerr_set(e, XE_FAIL, "model %lld was fitted for space %s, not %s", (long long)*id,
                       (const char *)sqlite3_column_text(q, 1), space);
-    } else if (!(l->fitted = json_loads((const char *)sqlite3_column_text(q, 2), 0, NULL))) {
-        rc = xerr_set(e, XE_FAIL, "model %lld: its fitted_on record is not JSON", (long long)l->id);
+    } else if (!(*fitted = json_loads((const char *)sqlite3_column_text(q, 2), 0, NULL))) {
+        rc = xerr_set(e, XE_FAIL, "model %lld: its fitted_on record is not JSON", (long long)*id);
     } else {
         XErr le = { 0 };
-        rc = xfer_load(&l->m, sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), &le);
-        if (rc)
-            xerr_set(e, XE_FAIL, "model %lld: %s", (long long)l->id, le.msg);
-        snprintf(l->protocol_hash, sizeof l->protocol_hash, "%s",
-                 json_string_value(json_object_get(l->fitted, "protocol_hash")) ?: "");
+        if ((rc = load(out, sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), &le)))
+            xerr_set(e, XE_FAIL, "model %lld: %s", (long long)*id, le.msg);
+        snprintf(hash, 65, "%s", json_string_value(json_object_get(*fitted, "protocol_hash")) ?: "");
     }
     sqlite3_finalize(q);
+    return rc;
+}
+
+static int load_xfer(void *out, const void *buf, size_t len, XErr *e)
+{
+    return xfer_load(out, buf, len, e);
+}
+
+static int load_ranker(void *out, const void *buf, size_t len, XErr *e)
+{
+    return ranker_load(out, buf, len, e);
+}
+
+int models_load(Store *st, const char *space, int64_t want, StoredModel *l, XErr *e)
+{
+    int rc;
+    memset(l, 0, sizeof *l);
+    rc = model_row(st, "xfer", space, want, "", load_xfer, &l->m, &l->id, &l->fitted, l->protocol_hash, e);
     if (rc)
         stored_model_release(l);
     return rc;
@@ -207,44 +232,10 @@ int models_add_ranker(Store *st, const char *space, const Ranker *r, const json_
 
 int models_load_ranker(Store *st, const char *space, int64_t want, StoredRanker *l, XErr *e)
 {
-    sqlite3_stmt *q = NULL;
     int rc;
     memset(l, 0, sizeof *l);
-    if (store_prepare(st, &q,
-                      want ? "SELECT id, space, fitted_on, blob, kind FROM models WHERE id = ?2"
-                           : "SELECT id, space, fitted_on, blob, kind FROM models WHERE kind = 'ranker'"
-                             " AND space = ?1 ORDER BY id DESC LIMIT 1",
-                      e))
-        return e->code;
-    sqlite3_bind_text(q, 1, space, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, want);
-    if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
-        sqlite3_finalize(q);
-        if (rc != SQLITE_DONE)
-            return store_fail(st, e, "reading models");
-        return want ? xerr_set(e, XE_FAIL, "no model %lld in '%s'", (long long)want, st->path)
-                    : xerr_set(e, XE_FAIL,
-                               "no fitted %s ranker in '%s' (run 'xfer-predict fit --space %s' on runs with curves"
-                               " of 3 epochs or more first)",
-                               space, st->path, space);
-    }
-    l->id = sqlite3_column_int64(q, 0);
-    if (strcmp((const char *)sqlite3_column_text(q, 4), "ranker")) {
-        rc = xerr_set(e, XE_FAIL, "model %lld is a %s model, not a ranker", (long long)l->id,
-                      (const char *)sqlite3_column_text(q, 4));
-    } else if (strcmp((const char *)sqlite3_column_text(q, 1), space)) {
-        rc = xerr_set(e, XE_FAIL, "model %lld was fitted for space %s, not %s", (long long)l->id,
-                      (const char *)sqlite3_column_text(q, 1), space);
-    } else if (!(l->fitted = json_loads((const char *)sqlite3_column_text(q, 2), 0, NULL))) {
-        rc = xerr_set(e, XE_FAIL, "model %lld: its fitted_on record is not JSON", (long long)l->id);
-    } else {
-        XErr le = { 0 };
-        if ((rc = ranker_load(&l->r, sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), &le)))
-            xerr_set(e, XE_FAIL, "model %lld: %s", (long long)l->id, le.msg);
-        snprintf(l->protocol_hash, sizeof l->protocol_hash, "%s",
-                 json_string_value(json_object_get(l->fitted, "protocol_hash")) ?: "");
-    }
-    sqlite3_finalize(q);
+    rc = model_row(st, "ranker", space, want, " on runs with curves of 3 epochs or more", load_ranker, &l->r, &l->id,
+                   &l->fitted, l->protocol_hash, e);
     if (!rc && ranker_config(l->r)->token_len != space_find(space)->token_len)
         rc = xerr_set(e, XE_FAIL, "model %lld reads %d tokens an arch, the %s space has %d", (long long)l->id,
                       ranker_config(l->r)->token_len, space, space_find(space)->token_len);

@@ -1,6 +1,7 @@
 /* The XferNAS predictor: members built from the layers, the joint training
  * loop, residual fits for new tasks, predictions, NAO's proposal step and
  * the model blob. */
+#include "core/clock.h"
 #include "model/xfer.h"
 #include "model/blob.h"
 
@@ -343,13 +344,6 @@ static TVar heads_eval(Tape *t, const XferModel *m, Member *mb, TVar code, int t
     return f;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- fit ---- */
 
 typedef struct FitData {
@@ -476,7 +470,7 @@ static int fit_member(XferModel *m, int k, const FitData *d, XferEpochFn fn, voi
         st.loss_pred /= d->n;
         st.loss_rec /= d->n;
         st.rec_acc = (double)correct / ((double)d->n * c->token_len);
-        st.seconds = now_seconds() - t0;
+        st.seconds = xfer_clock() - t0;
         if ((rc = xerr_check_interrupt(e)))
             goto cleanup;
         if (fn) {
@@ -499,7 +493,7 @@ int xfer_fit(XferModel *m, int ntasks, int n, const int *task, const int *tokens
              XferEpochFn fn, void *ctx, XErr *e)
 {
     FitData d = {.n = n, .ntasks = ntasks, .task = task, .tokens = tokens, .y = y};
-    double t0 = now_seconds();
+    double t0 = xfer_clock();
     int rc;
     if (ntasks < 1 || ntasks > 100000)
         return xerr_set(e, XE_FAIL, "xfer fit: %d tasks: need 1-100000", ntasks);

@@ -1,4 +1,5 @@
 /* Training loop, learning-rate schedule and checkpoints. */
+#include "core/clock.h"
 #include "nn/train.h"
 
 #include <errno.h>
@@ -8,13 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 double recipe_lr(const Recipe *r, long step, long steps_per_epoch)
 {
@@ -193,7 +187,7 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
     }
     for (int epoch = start; epoch < r->epochs; epoch++) {
         EpochPoint p = { epoch + 1, 0, 0, -1, -1, 0, 0 };
-        double t0 = now(), loss_sum = 0;
+        double t0 = xfer_clock(), loss_sum = 0;
         long correct = 0, step = (long)epoch * spe;
         int full;
         batcher_epoch(&b, epoch);
@@ -241,7 +235,7 @@ int train_run(Net *net, const TaskFile *t, const double *mean, const double *std
         p.train_acc = (double)correct / ((double)spe * net->batch);
         if (t->n[SPLIT_VALID] && (rc = train_evaluate(net, t, SPLIT_VALID, mean, std, &p.valid_loss, &p.valid_acc, e)))
             goto cleanup;
-        p.seconds = now() - t0;
+        p.seconds = xfer_clock() - t0;
         if (fn && (rc = fn(ctx, net, &p, e)))
             goto cleanup;
     }

@@ -7,21 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "search/target.h"
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int search_bench(Store *st, const SearchBenchOpts *o, SearchBench *b, XErr *e)
 {
     SearchTarget t;
     SearchPool pool;
     StoredModel sm = { 0 };
-    double *best = NULL, *sum = NULL, *sq = NULL, t0 = now_mono();
+    double *best = NULL, *sum = NULL, *sq = NULL, t0 = xfer_clock();
     int rc, need_model = 0;
     memset(b, 0, sizeof *b);
     memset(&pool, 0, sizeof pool);
@@ -57,7 +51,7 @@ int search_bench(Store *st, const SearchBenchOpts *o, SearchBench *b, XErr *e)
     }
     for (int i = 0; i < o->nopts; i++) {
         SearchBenchCurve *cv = &b->curves[b->ncurves];
-        double ts = now_mono();
+        double ts = xfer_clock();
         cv->opt = (SearchOptimizer)o->opts[i];
         cv->mean_best = malloc((size_t)b->budget * sizeof *cv->mean_best);
         cv->std_best = malloc((size_t)b->budget * sizeof *cv->std_best);
@@ -99,9 +93,9 @@ int search_bench(Store *st, const SearchBenchOpts *o, SearchBench *b, XErr *e)
         }
         if (o->log)
             fprintf(o->log, "xfer-search: %s: %d searches of %d evaluations in %.1f s\n",
-                    search_optimizer_names[cv->opt], o->repeats, b->budget, now_mono() - ts);
+                    search_optimizer_names[cv->opt], o->repeats, b->budget, xfer_clock() - ts);
     }
-    b->seconds = now_mono() - t0;
+    b->seconds = xfer_clock() - t0;
 cleanup:
     if (rc)
         search_bench_release(b);

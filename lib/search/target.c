@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "search/target.h"
 
 /* The stored protocol of `want` (see search_target_open) into t; *done:
@@ -200,7 +201,7 @@ int search_target_no_sources(const SearchTarget *t, int min_runs, XErr *e)
 int search_target_universal(Store *st, const SearchTarget *t, FILE *log, StoredModel *sm, XErr *e)
 {
     XferConfig c;
-    struct timespec t0, t1;
+    double t0;
     int64_t id;
     int rc;
     memset(sm, 0, sizeof *sm);
@@ -214,13 +215,11 @@ int search_target_universal(Store *st, const SearchTarget *t, FILE *log, StoredM
     }
     if (log)
         fprintf(log, "xfer-search: fitting the universal model on %d source tasks\n", t->nsources);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = xfer_clock();
     xfer_config_default(&c, t->sp->token_len, t->sp->vocab);
     if ((rc = metaset_fit(&t->ms, t->use, t->map, &c, NULL, NULL, &sm->m, e)))
         return rc;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (!(sm->fitted = models_fitted_on(&t->ms, t->use, t->map, c.seed,
-                                        (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)))) {
+    if (!(sm->fitted = models_fitted_on(&t->ms, t->use, t->map, c.seed, xfer_clock() - t0))) {
         rc = xerr_set(e, XE_FAIL, "out of memory");
     } else if (!(rc = models_add(st, t->sp->name, sm->m, sm->fitted, &sm->id, e))) {
         snprintf(sm->protocol_hash, sizeof sm->protocol_hash, "%s", t->protocol_hash);
