@@ -32,10 +32,11 @@ static const char usage[] =
     "      add runs (arch x dataset x protocol x seed) to the queue: N archs\n"
     "      sampled uniformly, or the JSON lines on stdin ({\"space\":..,\"arch\":..});\n"
     "      what is already planned stays as it is\n"
-    "  work [--device cpu|cuda|auto] [--threads T] [--max-runs K] [--max-hours H]\n"
-    "       [--lease SECONDS] [--max-attempts A]\n"
+    "  work [--device cpu|cuda|auto] [--threads T] [--jobs J] [--max-runs K]\n"
+    "       [--max-hours H] [--lease SECONDS] [--max-attempts A]\n"
     "       [--early-stop ranker --delta D [--min-epochs E] [--space S]]\n"
     "      claim planned runs and train them; one JSON line per finished run;\n"
+    "      --jobs J trains J runs at once on the GPU (a CUDA stream each);\n"
     "      with --early-stop, a run whose probability of ending above the best\n"
     "      finished run of its dataset and protocol (the space's newest ranker\n"
     "      model, 'xfer-predict fit') is below D after an epoch (from epoch E,\n"
@@ -102,7 +103,7 @@ typedef struct Opts {
 enum {
     O_DATASET = 256, O_SPACE, O_SAMPLE, O_SEED, O_SEEDS, O_PROTOCOL, O_SET, O_DEVICE, O_THREADS,
     O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_JSON, O_INTO, O_BATCH, O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS,
-    O_TASKS, O_GPUS, O_PARTITION, O_TIME, O_SHARED, O_LOCAL, O_SUBMIT, O_HELP
+    O_TASKS, O_GPUS, O_PARTITION, O_TIME, O_SHARED, O_LOCAL, O_SUBMIT, O_JOBS, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -119,7 +120,7 @@ static const struct option all_opts[] = {
     { "tasks", required_argument, 0, O_TASKS },       { "gpus-per-task", required_argument, 0, O_GPUS },
     { "partition", required_argument, 0, O_PARTITION }, { "time", required_argument, 0, O_TIME },
     { "shared", required_argument, 0, O_SHARED },     { "local", required_argument, 0, O_LOCAL },
-    { "submit", no_argument, 0, O_SUBMIT },
+    { "submit", no_argument, 0, O_SUBMIT },          { "jobs", required_argument, 0, O_JOBS },
     { 0, 0, 0, 0 },
 };
 
@@ -173,6 +174,10 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
             rc = cli_long("--threads", optarg, 1, 64, &v, e);
             o->w.threads = (int)v;
             o->threads_set = 1;
+            break;
+        case O_JOBS:
+            rc = cli_long("--jobs", optarg, 1, 64, &v, e);
+            o->w.jobs = (int)v;
             break;
         case O_MAX_RUNS: rc = cli_long("--max-runs", optarg, 1, 1L << 40, &o->w.max_runs, e); break;
         case O_MAX_HOURS: rc = cli_double("--max-hours", optarg, 1e-6, 1e6, &o->w.max_hours, e); break;
@@ -445,7 +450,7 @@ out:
 
 /* ---- work and run ---- */
 
-static const int work_allowed[] = { O_DEVICE, O_THREADS, O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS,
+static const int work_allowed[] = { O_DEVICE, O_THREADS, O_JOBS, O_MAX_RUNS, O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS,
                                     O_EARLY_STOP, O_DELTA, O_MIN_EPOCHS, O_SPACE, 0 };
 
 /* The early-stop hook of --early-stop ranker: the space's newest ranker,
@@ -503,7 +508,7 @@ static int cmd_work(int argc, char **argv, XErr *e)
 }
 
 static const int run_allowed[] = { O_DATASET,   O_SPACE, O_SAMPLE,       O_SEED,       O_SEEDS,
-                                   O_PROTOCOL,  O_SET,   O_DEVICE,       O_THREADS,    O_MAX_RUNS,
+                                   O_PROTOCOL,  O_SET,   O_DEVICE,       O_THREADS,    O_MAX_RUNS, O_JOBS,
                                    O_MAX_HOURS, O_LEASE, O_MAX_ATTEMPTS, O_EARLY_STOP, O_DELTA,
                                    O_MIN_EPOCHS, 0 };
 

@@ -123,6 +123,7 @@ typedef int (*WorkStopFn)(void *ctx, Store *st, const RunInfo *ri, int epoch, in
 typedef struct WorkOpts {
     const char *device;  /* cpu, cuda, auto */
     int threads;
+    int jobs;            /* runs trained at once (CUDA: a context each; 0, 1: one) */
     long max_runs;       /* 0: no limit */
     double max_hours;    /* 0: no limit */
     double lease;
@@ -143,7 +144,8 @@ typedef struct WorkStats {
 } WorkStats;
 
 /* Claims and trains runs until none is left or a limit is reached (runs
- * stopped early count towards max_runs); one JSON line per finished or
+ * stopped early count towards max_runs), o->jobs of them at once (each
+ * job a thread with its own connection, lease name and CUDA context); one JSON line per finished or
  * stopped run on out (NULL: none). XE_INTR after SIGINT/SIGTERM (the
  * current run checkpointed and released). */
 int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e);

@@ -150,8 +150,14 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
     j->last_valid = p->valid_acc;
     /* early termination: asked once the point is stored, before the
      * checkpoint a stopped run no longer needs */
-    if (!rc && j->o->stop)
+    if (!rc && j->o->stop) {
+        /* one caller at a time: the hook's model and caches are shared by
+         * a worker's jobs */
+        static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&stop_mu);
         rc = j->o->stop(j->o->stop_ctx, j->st, j->ri, p->epoch, j->epochs, &stop, j->why, sizeof j->why, e);
+        pthread_mutex_unlock(&stop_mu);
+    }
     if (!rc && stop) {
         *j->book += xfer_clock() - t;
         j->stop_epoch = p->epoch;
@@ -320,8 +326,12 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     }
     if (rc == XE_OK) {
         unlink(ckpt);
-        if (out && queue_print_run(st, ri->id, NULL, out, e))
-            end = RUN_ERROR;
+        if (out) {
+            flockfile(out); /* one whole line among a worker's jobs */
+            if (queue_print_run(st, ri->id, NULL, out, e))
+                end = RUN_ERROR;
+            funlockfile(out);
+        }
     } else if (rc == XE_INTR) {
         end = RUN_INTR;
         if (queue_release(st, c, ri->id, e))
@@ -357,82 +367,199 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     return end;
 }
 
-int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
-{
-    char host[64] = "host", name[160];
-    Claim c;
-    double t0 = xfer_clock();
-    gethostname(host, sizeof host - 1);
-    snprintf(name, sizeof name, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
-    Progress pg = { 0, 0, 0, 0 };
-    const NnBackend *be;
+/* ---- the worker: one job, or several side by side on one GPU ---- */
+
+/* What a worker's jobs share: the queue's counts for progress and the time
+ * left, the stats, the first error, and the claims made (for --max-runs). */
+typedef struct Pool {
+    pthread_mutex_t mu;
+    const WorkOpts *o;
+    FILE *out;
+    double t0;
+    Progress pg;    /* finished and busy over every job */
+    WorkStats *ws;
+    long claims;    /* claims made or being made (--max-runs) */
+    int rc;         /* the first job's error (XE_OK: none) */
+    XErr err;
+} Pool;
+
+typedef struct WorkJob {
+    Pool *pool;
+    Store *st;            /* the caller's connection (job 0) or own */
+    Store own;
+    const NnBackend *be;  /* the shared context (job 0) or own */
+    int own_be;
     const char *device;
-    int rc = XE_OK;
-    c = (Claim){ name, o->lease, o->max_attempts, o->only, o->nonly };
-    memset(ws, 0, sizeof *ws);
-    if (nn_device_open(o->device, o->threads, &be, &device, e)) {
-        xerr_prefix(e, "--device %s: ", o->device);
-        return e->code;
-    }
+    char name[180];
+    pthread_t thread;
+    double book;
+} WorkJob;
+
+/* Claims and trains runs until none is left, a limit is reached or a job
+ * failed; the pool's counts move under its lock, training runs outside. */
+static void job_loop(WorkJob *w)
+{
+    Pool *pl = w->pool;
+    const WorkOpts *o = pl->o;
+    Claim c = { w->name, o->lease, o->max_attempts, o->only, o->nonly };
     for (;;) {
         RunInfo ri;
         RunEnd end;
-        int got;
+        Progress pg;
+        long left;
+        int got, workers, rc = XE_OK;
         double t1;
-        if (xfer_interrupted) {
-            rc = xerr_set(e, XE_INTR, "interrupted");
-            break;
-        }
-        if (o->max_runs && ws->done + ws->failed + ws->stopped >= o->max_runs)
-            break;
-        if (o->max_hours > 0 && xfer_clock() - t0 >= o->max_hours * 3600)
+        XErr e = { 0 };
+        pthread_mutex_lock(&pl->mu);
+        if (xfer_interrupted && !pl->rc)
+            pl->rc = xerr_set(&pl->err, XE_INTR, "interrupted");
+        got = !pl->rc && !(o->max_runs && pl->claims >= o->max_runs) &&
+              !(o->max_hours > 0 && xfer_clock() - pl->t0 >= o->max_hours * 3600);
+        pl->claims += got;
+        pthread_mutex_unlock(&pl->mu);
+        if (!got)
             break;
         t1 = xfer_clock();
-        if ((got = queue_claim(st, &c, &ri, e)) < 0) {
-            rc = e->code;
-            break;
-        }
-        if (!got) {
-            ws->book += xfer_clock() - t1;
-            break;
-        }
-        if (queue_left(st, &c, &pg.left, &pg.workers, e)) {
+        if ((got = queue_claim(w->st, &c, &ri, &e)) > 0 && queue_left(w->st, &c, &left, &workers, &e)) {
             run_info_free(&ri);
-            rc = e->code;
-            break;
+            got = -1;
         }
-        ws->book += xfer_clock() - t1;
-        if (o->only)
-            pg.left = o->nonly - pg.finished;
+        w->book += xfer_clock() - t1;
+        pthread_mutex_lock(&pl->mu);
+        if (got <= 0)
+            pl->claims--;
+        if (got < 0 && !pl->rc) {
+            pl->rc = e.code ? e.code : XE_FAIL;
+            pl->err = e;
+        }
+        if (got > 0) {
+            pl->pg.left = o->only ? o->nonly - pl->pg.finished : left;
+            pl->pg.workers = workers;
+            pg = pl->pg;
+        }
+        pthread_mutex_unlock(&pl->mu);
+        if (got <= 0)
+            break;
         t1 = xfer_clock();
-        end = train_one(st, &c, o, be, device, &ri, &pg, &ws->book, out, e);
+        end = train_one(w->st, &c, o, w->be, w->device, &ri, &pg, &w->book, pl->out, &e);
+        pthread_mutex_lock(&pl->mu);
         if (end == RUN_DONE || end == RUN_STOPPED || end == RUN_FAILED) {
-            pg.finished++;
-            pg.busy += xfer_clock() - t1;
-            pg.left--;
+            pl->pg.finished++;
+            pl->pg.busy += xfer_clock() - t1;
+            pl->pg.left--;
         }
         if (end == RUN_DONE && !o->progress) {
             char buf[16];
             fprintf(stderr, "xfer-train-meta: run %lld done (%s on %s, seed %lld) in %.1f s; %ld left, about %s\n",
-                    (long long)ri.id, ri.arch, ri.dataset, (long long)ri.seed, xfer_clock() - t1, pg.left,
-                    eta(&pg, 0, 0, pg.left, buf));
+                    (long long)ri.id, ri.arch, ri.dataset, (long long)ri.seed, xfer_clock() - t1, pl->pg.left,
+                    eta(&pl->pg, 0, 0, pl->pg.left, buf));
         } else if (end == RUN_DONE) {
             fprintf(stderr, "\r\033[K");
         }
-        run_info_free(&ri);
         if (end == RUN_DONE)
-            ws->done++;
+            pl->ws->done++;
         else if (end == RUN_STOPPED)
-            ws->stopped++;
+            pl->ws->stopped++;
         else if (end == RUN_FAILED)
-            ws->failed++;
+            pl->ws->failed++;
         else if (end == RUN_INTR)
-            rc = xerr_set(e, XE_INTR, "interrupted");
+            rc = xerr_set(&e, XE_INTR, "interrupted");
         else if (end == RUN_ERROR)
-            rc = e->code ? e->code : XE_FAIL;
+            rc = e.code ? e.code : XE_FAIL;
+        if (rc && (!pl->rc || (pl->rc == XE_INTR && rc != XE_INTR))) {
+            pl->rc = rc;
+            pl->err = e;
+        }
+        if (end == RUN_LOST)
+            pl->claims--;
+        pthread_mutex_unlock(&pl->mu);
+        run_info_free(&ri);
         if (rc)
             break;
     }
-    ws->seconds = xfer_clock() - t0;
+}
+
+static void *job_main(void *arg)
+{
+    job_loop(arg);
+    return NULL;
+}
+
+int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
+{
+    char host[64] = "host";
+    int njobs = o->jobs > 1 ? o->jobs : 1, started = 0, rc = XE_OK;
+    WorkJob *jobs;
+    Pool pl = { .o = o, .out = out, .t0 = xfer_clock(), .ws = ws };
+    memset(ws, 0, sizeof *ws);
+    if (!(jobs = calloc((size_t)njobs, sizeof *jobs)))
+        return xerr_set(e, XE_FAIL, "out of memory");
+    gethostname(host, sizeof host - 1);
+    if (nn_device_open(o->device, o->threads, &jobs[0].be, &jobs[0].device, e)) {
+        xerr_prefix(e, "--device %s: ", o->device);
+        free(jobs);
+        return e->code;
+    }
+    if (njobs > 1 && strcmp(jobs[0].device, "cuda")) {
+        free(jobs);
+        return xerr_set(e, XE_USAGE,
+                        "--jobs %d: training several runs at once needs the CUDA backend, and this worker has "
+                        "the CPU (start more workers instead)",
+                        njobs);
+    }
+    /* job 0 on the caller's connection and the process's shared context;
+     * each further job its own connection, CUDA context (stream) and name
+     * (the name owns the job's leases) */
+    for (int i = 0; i < njobs; i++) {
+        WorkJob *w = &jobs[i];
+        w->pool = &pl;
+        snprintf(w->name, sizeof w->name, i ? "%s:%d:%ld:%d" : "%s:%d:%ld", host, (int)getpid(),
+                 (long)time(NULL), i);
+        if (!i) {
+            w->st = st;
+            continue;
+        }
+        w->device = jobs[0].device;
+        if ((rc = store_open(&w->own, st->path, 0, e))) {
+            njobs = i;
+            break;
+        }
+        w->st = &w->own;
+        if ((rc = nn_cuda_backend_new(0, 0, &w->be, e))) {
+            xerr_prefix(e, "job %d of %d: ", i + 1, njobs);
+            njobs = i + 1;
+            break;
+        }
+        w->own_be = 1;
+    }
+    pthread_mutex_init(&pl.mu, NULL);
+    if (!rc) {
+        for (started = 1; started < njobs; started++)
+            if (pthread_create(&jobs[started].thread, NULL, job_main, &jobs[started])) {
+                rc = xerr_set(e, XE_FAIL, "cannot start job %d of %d", started + 1, njobs);
+                pthread_mutex_lock(&pl.mu);
+                pl.rc = pl.rc ? pl.rc : rc;
+                pthread_mutex_unlock(&pl.mu);
+                break;
+            }
+        job_loop(&jobs[0]);
+        for (int i = 1; i < started; i++)
+            pthread_join(jobs[i].thread, NULL);
+    }
+    for (int i = 0; i < njobs; i++) {
+        ws->book += jobs[i].book;
+        if (i) {
+            store_close(&jobs[i].own);
+            if (jobs[i].own_be)
+                nn_cuda_backend_free(jobs[i].be);
+        }
+    }
+    pthread_mutex_destroy(&pl.mu);
+    free(jobs);
+    if (!rc && pl.rc) {
+        *e = pl.err;
+        rc = pl.rc;
+    }
+    ws->seconds = xfer_clock() - pl.t0;
     return rc;
 }

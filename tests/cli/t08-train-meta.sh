@@ -115,6 +115,18 @@ expect_eq "$(cat "$T"/w?.out | sed 's/.*"run":\([0-9]*\).*/\1/' | sort -u | wc -
 expect_eq "$(sqlite3 "$T/many.db" "SELECT count(*) FROM runs WHERE status = 'done' AND attempts = 1")" 6 "claimed once"
 expect_eq "$(results "$T/many.db")" "$ref" "results of three workers"
 
+# --jobs: several runs at once is for the CUDA backend; on the CPU it is a
+# usage error that claims nothing
+clone jobs
+before=$(sqlite3 "$T/jobs.db" .dump)
+tm --db "$T/jobs.db" work --device cpu --jobs 2
+expect_rc 2
+expect_err_line "xfer-train-meta: --jobs 2: training several runs at once needs the CUDA backend, and this worker has the CPU (start more workers instead)"
+expect_eq "$(sqlite3 "$T/jobs.db" .dump)" "$before" "database after a refused --jobs"
+tm --db "$T/jobs.db" work --jobs 0
+expect_rc 2
+expect_err_match "*--jobs*"
+
 # merge: overlapping shards give what one worker gives; twice changes nothing
 clone half
 tm --db "$T/half.db" work --threads 1 --max-runs 3
