@@ -813,11 +813,14 @@ static void solve_upper(const double *l, int d, const double *z, double *w)
     }
 }
 
+#define XFER_RIDGE_SE_ROWS 30
+
 /* The ridge residual of member k: r = w.x + b fitted to y - g_u(h), x the
  * code (and g_u's last hidden layer for RES_LINEAR_GU), the bias
  * unpenalised; lambda > 0 fixed, otherwise chosen by exact
- * leave-one-out error (e_i / (1 - H_ii)) over 1e-3 .. 1e5 and infinity
- * (the bias alone: g_u's ranking), preferring the larger on ties. */
+ * leave-one-out error (e_i / (1 - H_ii)) over infinity (the bias alone:
+ * g_u's ranking) and 1e5 .. 1e-3 with the one-standard-error rule below
+ * XFER_RIDGE_SE_ROWS rows; with fewer than 3 rows the bias alone. */
 static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const float *y, float lambda, int kind,
                             XErr *e)
 {
@@ -832,7 +835,7 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
     double *a = calloc((size_t)d * d, sizeof *a), *am = malloc((size_t)d * d * sizeof *am);
     double *l = malloc((size_t)d * d * sizeof *l), *b = calloc((size_t)d, sizeof *b);
     double *w = malloc((size_t)d * sizeof *w), *best = calloc((size_t)d, sizeof *best), *z = malloc((size_t)d * sizeof *z);
-    double best_cv, mean = 0;
+    double mean = 0;
     if (!codes || !g || (in > H && !hid) || !phi || !r || !a || !am || !l || !b || !w || !best || !z) {
         rc = xerr_set(e, XE_FAIL, "out of memory for a ridge fit of %d rows", n);
         goto cleanup;
@@ -857,36 +860,69 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
                 a[(size_t)p * d + q] += f[p] * f[q];
         }
     }
-    /* infinity: the bias alone, whose leave-one-out error is n/(n-1) of the residual */
+    /* Candidates from the most penalised down: infinity (the bias alone,
+     * whose leave-one-out error is n/(n-1) of the residual), then 1e5 ..
+     * 1e-3. With few rows the smallest leave-one-out error is itself noisy
+     * and picks small penalties by chance, so the rule is the one-standard-
+     * error rule: the most penalised candidate whose error is within one
+     * standard error (over the rows) of the smallest; from
+     * XFER_RIDGE_SE_ROWS rows on, the smallest (bench/RESULTS.md). */
     best[in] = mean;
-    best_cv = HUGE_VAL;
     if (n >= 3 && lambda <= 0) {
-        best_cv = 0;
-        for (int i = 0; i < n; i++)
-            best_cv += pow((r[i] - mean) * n / (n - 1.0), 2);
-    }
-    for (int li = 0; li < 9 && (lambda > 0 ? li == 0 : n >= 3); li++) {
-        double lam = lambda > 0 ? lambda : pow(10.0, 5 - li), cv = 0;
+        double cv[10], se[10], *ws = malloc((size_t)10 * d * sizeof *ws), *sq = malloc((size_t)n * sizeof *sq);
+        int nc = 0, imin = 0;
+        if (!ws || !sq) {
+            free(ws);
+            free(sq);
+            rc = xerr_set(e, XE_FAIL, "out of memory for a ridge fit of %d rows", n);
+            goto cleanup;
+        }
+        for (int li = -1; li < 9; li++, nc++) {
+            double *wc = ws + (size_t)nc * d, s1 = 0, s2 = 0;
+            if (li < 0) {
+                memset(wc, 0, (size_t)d * sizeof *wc);
+                wc[in] = mean;
+                for (int i = 0; i < n; i++)
+                    sq[i] = pow((r[i] - mean) * n / (n - 1.0), 2);
+            } else {
+                memcpy(am, a, (size_t)d * d * sizeof *am);
+                for (int j = 0; j < in; j++)
+                    am[(size_t)j * d + j] += pow(10.0, 5 - li);
+                cholesky(am, d, l);
+                solve_lower(l, d, b, z);
+                solve_upper(l, d, z, wc);
+                for (int i = 0; i < n; i++) {
+                    const double *f = phi + (size_t)i * d;
+                    double fit = 0, hii = 0;
+                    solve_lower(l, d, f, z);
+                    for (int j = 0; j < d; j++) {
+                        fit += wc[j] * f[j];
+                        hii += z[j] * z[j];
+                    }
+                    sq[i] = pow((r[i] - fit) / fmax(1.0 - hii, 1e-9), 2);
+                }
+            }
+            for (int i = 0; i < n; i++)
+                s1 += sq[i], s2 += sq[i] * sq[i];
+            cv[nc] = s1 / n;
+            se[nc] = sqrt(fmax(s2 / n - cv[nc] * cv[nc], 0) / (n - 1));
+            if (cv[nc] < cv[imin] * (1 - 1e-9))
+                imin = nc;
+        }
+        for (int ci = 0; ci < nc; ci++)
+            if (cv[ci] <= cv[imin] + (n < XFER_RIDGE_SE_ROWS ? se[imin] : 0)) {
+                memcpy(best, ws + (size_t)ci * d, (size_t)d * sizeof *best);
+                break;
+            }
+        free(ws);
+        free(sq);
+    } else if (lambda > 0) {
         memcpy(am, a, (size_t)d * d * sizeof *am);
         for (int j = 0; j < in; j++)
-            am[(size_t)j * d + j] += lam;
+            am[(size_t)j * d + j] += lambda;
         cholesky(am, d, l);
         solve_lower(l, d, b, z);
-        solve_upper(l, d, z, w);
-        for (int i = 0; i < n && lambda <= 0; i++) {
-            const double *f = phi + (size_t)i * d;
-            double fit = 0, hii = 0;
-            solve_lower(l, d, f, z);
-            for (int j = 0; j < d; j++) {
-                fit += w[j] * f[j];
-                hii += z[j] * z[j];
-            }
-            cv += pow((r[i] - fit) / fmax(1.0 - hii, 1e-9), 2);
-        }
-        if (lambda > 0 || cv < best_cv * (1 - 1e-9)) {
-            best_cv = cv;
-            memcpy(best, w, (size_t)d * sizeof *best);
-        }
+        solve_upper(l, d, z, best);
     }
     for (int j = 0; j < in; j++)
         tparams_value(&mb->ps, lin->w)[j] = (float)best[j];

@@ -1,17 +1,26 @@
 #!/bin/sh
 # Runs every tests/cli/t*.sh with fresh fixtures and a scratch directory,
 # and prints "N passed, N failed". Exit status 1 if anything failed.
+# Arguments, if any, pick scripts by name prefix: `run.sh t08 t10`.
 top=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$top/bin}
 GEN=${GEN:-$top/build/tests/gen-fixtures}
 work=$(mktemp -d /tmp/xfer-cli.XXXXXX)
 FX=$work/fixtures
-export BIN FX GEN
+TOP=$top
+export BIN FX GEN TOP
 "$GEN" "$FX" || { echo "cli: generating fixtures failed"; exit 1; }
 pass=0
 fail=0
 for t in "$top"/tests/cli/t*.sh; do
     name=$(basename "$t" .sh)
+    if [ $# -gt 0 ]; then
+        pick=0
+        for a in "$@"; do
+            case $name in "$a"*) pick=1 ;; esac
+        done
+        [ $pick -eq 1 ] || continue
+    fi
     T=$work/$name
     mkdir -p "$T"
     (cd "$T" && T=$T name=$name sh -c ". '$top/tests/cli/lib.sh'; . '$t'; finish")

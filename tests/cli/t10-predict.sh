@@ -110,3 +110,21 @@ run predict --db "$T/small.db" fit --space nb201 --min-runs 1
 expect_rc 1
 tail -n 1 "$err" | grep -q "^xfer-predict: the meta-dataset is too small: 25 finished runs on 5 source tasks" && ok ||
     bad "too small a meta-dataset"
+
+# the shipped meta-datasets (data/meta/README.md): whole, and on the GPU set
+# the zero-shot predictor ranks a held-out task better than #params does
+for m in nb201-cheap6:2500:6 nb201-cheap12-gpu:1000:12; do
+    f=${m%%:*} rest=${m#*:}
+    n=${rest%%:*} ep=${rest#*:}
+    run ingest --db "$T/$f.db" runs "$TOP/data/meta/$f.jsonl.gz"
+    expect_rc 0
+    expect_eq "$(sqlite3 "$T/$f.db" "SELECT count(*), count(DISTINCT dataset_id), min(epochs_done), max(epochs_done)
+        FROM runs WHERE status = 'done'")" "$n|5|$ep|$ep" "$f: runs, tasks, epochs"
+    expect_eq "$(sqlite3 "$T/$f.db" "SELECT count(*) FROM curves")" $((n * ep)) "$f: curve points"
+done
+run predict --db "$T/nb201-cheap12-gpu.db" eval --holdout fm-b --repeats 1 --k 0 --json
+expect_rc 0
+xs=$(grep '"method":"xfer","k":0,' "$out" | sed 's/.*"spearman":\([-0-9.]*\).*/\1/')
+ps=$(grep '"method":"params","k":0,' "$out" | sed 's/.*"spearman":\([-0-9.]*\).*/\1/')
+awk -v a="$xs" -v b="$ps" 'BEGIN { exit !(a != "" && b != "" && a > b + 0.1) }' && ok ||
+    bad "zero-shot Spearman on fm-b ($xs) not above #params ($ps) by 0.1"
