@@ -813,6 +813,19 @@ static void solve_upper(const double *l, int d, const double *z, double *w)
     }
 }
 
+/* w = (A + lam I_in)^-1 b, the first `in` of the d unknowns penalised;
+ * am, l (d x d) and z (d) are scratch, l keeps the Cholesky factor. */
+static void ridge_solve(const double *a, int d, int in, double lam, const double *b, double *am, double *l,
+                        double *z, double *w)
+{
+    memcpy(am, a, (size_t)d * d * sizeof *am);
+    for (int j = 0; j < in; j++)
+        am[(size_t)j * d + j] += lam;
+    cholesky(am, d, l);
+    solve_lower(l, d, b, z);
+    solve_upper(l, d, z, w);
+}
+
 #define XFER_RIDGE_SE_ROWS 30
 
 /* The ridge residual of member k: r = w.x + b fitted to y - g_u(h), x the
@@ -885,12 +898,7 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
                 for (int i = 0; i < n; i++)
                     sq[i] = pow((r[i] - mean) * n / (n - 1.0), 2);
             } else {
-                memcpy(am, a, (size_t)d * d * sizeof *am);
-                for (int j = 0; j < in; j++)
-                    am[(size_t)j * d + j] += pow(10.0, 5 - li);
-                cholesky(am, d, l);
-                solve_lower(l, d, b, z);
-                solve_upper(l, d, z, wc);
+                ridge_solve(a, d, in, pow(10.0, 5 - li), b, am, l, z, wc);
                 for (int i = 0; i < n; i++) {
                     const double *f = phi + (size_t)i * d;
                     double fit = 0, hii = 0;
@@ -917,12 +925,7 @@ static int fit_ridge_member(XferModel *m, int k, int n, const int *tokens, const
         free(ws);
         free(sq);
     } else if (lambda > 0) {
-        memcpy(am, a, (size_t)d * d * sizeof *am);
-        for (int j = 0; j < in; j++)
-            am[(size_t)j * d + j] += lambda;
-        cholesky(am, d, l);
-        solve_lower(l, d, b, z);
-        solve_upper(l, d, z, best);
+        ridge_solve(a, d, in, lambda, b, am, l, z, best);
     }
     for (int j = 0; j < in; j++)
         tparams_value(&mb->ps, lin->w)[j] = (float)best[j];
