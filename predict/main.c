@@ -128,7 +128,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     o->repeats = 3;
     o->ensemble = 1;
     static const long kdef[] = { 0, 5, 10, 20, 50 };
-    static const double ddef[] = { 0.001, 0.01, 0.05, 0.1, 0.2 };
+    static const double ddef[] = { 0.001, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2 };
     memcpy(o->ks, kdef, sizeof kdef);
     o->nks = 5;
     memcpy(o->deltas, ddef, sizeof ddef);
@@ -1089,6 +1089,40 @@ out:
     return rc;
 }
 
+/* eval's SIM_RANKER probabilities: the held-out run cut after each of its
+ * epochs and the best run, all against the best run's curve, as an unseen
+ * dataset. Each run keeps its last answer: runs meet the same best again
+ * across orders and deltas. */
+typedef struct SimProb {
+    const Ranker *r;
+    const RankerRun *runs; /* the held-out task's */
+    int maxep;
+    RankerRun *rows;       /* (maxep + 1) */
+    float *s;              /* (maxep + 1) */
+    int *cached_best;      /* (n), -1: none yet */
+    double *cached;        /* (n, maxep) */
+} SimProb;
+
+static int sim_prob(void *ctx, int run, int best, double *p, XErr *e)
+{
+    SimProb *sp = ctx;
+    const RankerRun *a = &sp->runs[run], *b = &sp->runs[best];
+    double *c = sp->cached + (size_t)run * sp->maxep;
+    int rc;
+    if (sp->cached_best[run] != best) {
+        for (int k = 1; k <= a->epochs; k++)
+            sp->rows[k - 1] = (RankerRun){ -1, a->tokens, a->curve, k, 0, b->curve, b->epochs };
+        sp->rows[a->epochs] = (RankerRun){ -1, b->tokens, b->curve, b->epochs, 0, b->curve, b->epochs };
+        if ((rc = ranker_score(sp->r, a->epochs + 1, sp->rows, sp->s, e)))
+            return rc;
+        for (int k = 0; k < a->epochs; k++)
+            c[k] = 1.0 / (1.0 + exp(-((double)sp->s[k] - sp->s[a->epochs])));
+        sp->cached_best[run] = best;
+    }
+    memcpy(p, c, (size_t)a->epochs * sizeof *p);
+    return XE_OK;
+}
+
 /* eval's early-termination rows: T's stored curves (3 epochs or more)
  * trained one after another in R seeded orders, stopped by a ranker fitted
  * on the other tasks' curves at each delta, and by the curve-below-best
@@ -1099,10 +1133,9 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
     CurveSet cs;
     Ranker *r = NULL;
     RankLog log;
-    RankerRun *cut = NULL;
+    SimProb sp = { 0 };
     SimRun *sim = NULL;
-    float *score = NULL;
-    int *order = NULL, rc, h, nh, ncut = 0, others = 0, first;
+    int *order = NULL, rc, h, nh, others = 0, first;
     char *use = NULL;
     SimResult (*res)[2] = NULL;
     double t0 = xfer_clock();
@@ -1124,11 +1157,15 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
     sim = calloc((size_t)nh, sizeof *sim);
     order = malloc((size_t)nh * sizeof *order);
     res = calloc((size_t)o->ndeltas + 1, sizeof *res);
+    sp.runs = cs.runs + first;
     for (int i = 0; i < nh; i++)
-        ncut += cs.runs[first + i].epochs;
-    cut = malloc((size_t)ncut * sizeof *cut);
-    score = malloc((size_t)ncut * sizeof *score);
-    if (!use || !sim || !order || !res || !cut || !score) {
+        if (sp.runs[i].epochs > sp.maxep)
+            sp.maxep = sp.runs[i].epochs;
+    sp.rows = malloc(((size_t)sp.maxep + 1) * sizeof *sp.rows);
+    sp.s = malloc(((size_t)sp.maxep + 1) * sizeof *sp.s);
+    sp.cached_best = malloc((size_t)nh * sizeof *sp.cached_best);
+    sp.cached = malloc((size_t)nh * sp.maxep * sizeof *sp.cached);
+    if (!use || !sim || !order || !res || !sp.rows || !sp.s || !sp.cached_best || !sp.cached) {
         rc = xerr_set(e, XE_FAIL, "out of memory");
         goto out;
     }
@@ -1136,16 +1173,11 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
         use[t] = t != h;
     if ((rc = fit_ranker(&cs, o, use, NULL, 1, &r, &log, e)))
         goto out;
-    /* every run cut after each of its epochs, as an unseen dataset */
-    ncut = 0;
+    sp.r = r;
     for (int i = 0; i < nh; i++) {
-        const RankerRun *run = &cs.runs[first + i];
-        sim[i] = (SimRun){ run->epochs, run->final, run->curve, score + ncut };
-        for (int k = 1; k <= run->epochs; k++)
-            cut[ncut++] = (RankerRun){ -1, run->tokens, run->curve, k, 0 };
+        sim[i] = (SimRun){ sp.runs[i].epochs, sp.runs[i].final, sp.runs[i].curve };
+        sp.cached_best[i] = -1;
     }
-    if ((rc = ranker_score(r, ncut, cut, score, e)))
-        goto out;
     for (int rep = 0; rep < o->repeats; rep++) {
         Rng g;
         rng_seed(&g, (uint64_t)o->seed * 7919u + (uint64_t)rep + 17);
@@ -1157,10 +1189,10 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
         }
         for (int d = 0; d <= o->ndeltas; d++) {
             SimResult one;
-            if (d < o->ndeltas)
-                early_stop_simulate(nh, sim, order, SIM_RANKER, o->deltas[d], (int)o->min_epochs, &one);
-            else
-                early_stop_simulate(nh, sim, order, SIM_CURVE, 0, (int)o->min_epochs, &one);
+            if ((rc = early_stop_simulate(nh, sim, order, d < o->ndeltas ? SIM_RANKER : SIM_CURVE,
+                                          d < o->ndeltas ? o->deltas[d] : 0, (int)o->min_epochs, sim_prob, &sp, &one,
+                                          e)))
+                goto out;
             res[d][0].time_saved += one.time_saved / o->repeats;
             res[d][0].regret += one.regret / o->repeats;
             res[d][0].stopped += one.stopped / o->repeats;
@@ -1192,7 +1224,8 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
     fprintf(stderr, "%s: early termination of '%s' took %.1f s\n", tool, o->holdout, xfer_clock() - t0);
 out:
     ranker_free(r);
-    free(use), free(sim), free(order), free(res), free(cut), free(score);
+    free(use), free(sim), free(order), free(res);
+    free(sp.rows), free(sp.s), free(sp.cached_best), free(sp.cached);
     curveset_free(&cs);
     return rc;
 }

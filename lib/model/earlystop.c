@@ -29,7 +29,7 @@ int early_stop_prob(EarlyStop *es, Store *st, const char *dataset, int64_t datas
                     const int *tokens, const float *curve, int epochs, EarlyVerdict *v, XErr *e)
 {
     int ds = stored_ranker_dataset(&es->sr, dataset), rc;
-    RankerRun run = { ds, tokens, curve, epochs, 0 };
+    RankerRun run;
     float s;
     memset(v, 0, sizeof *v);
     if (es->dataset_id != dataset_id || es->protocol_id != protocol_id) {
@@ -42,13 +42,15 @@ int early_stop_prob(EarlyStop *es, Store *st, const char *dataset, int64_t datas
         return rc;
     if (!es->best.id)
         return XE_OK;
+    /* both with the best run's curve as the reference */
     if (es->scored != es->best.id || es->best_ds != ds) {
-        RankerRun b = { ds, es->best.tokens, es->best.curve, es->best.epochs, 0 };
+        RankerRun b = { ds, es->best.tokens, es->best.curve, es->best.epochs, 0, es->best.curve, es->best.epochs };
         if ((rc = ranker_score(es->sr.r, 1, &b, &es->best_score, e)))
             return rc;
         es->scored = es->best.id;
         es->best_ds = ds;
     }
+    run = (RankerRun){ ds, tokens, curve, epochs, 0, es->best.curve, es->best.epochs };
     if ((rc = ranker_score(es->sr.r, 1, &run, &s, e)))
         return rc;
     v->have = 1;
@@ -89,23 +91,32 @@ int early_stop_work(void *ctx, Store *st, const RunInfo *ri, int epoch, int epoc
     return rc;
 }
 
-void early_stop_simulate(int n, const SimRun *runs, const int *order, SimRule rule, double delta, int min_epochs,
-                         SimResult *res)
+int early_stop_simulate(int n, const SimRun *runs, const int *order, SimRule rule, double delta, int min_epochs,
+                        SimProbFn prob, void *ctx, SimResult *res, XErr *e)
 {
     const SimRun *best = NULL;
-    double full = 0, spent = 0, top = -INFINITY;
-    int stopped = 0;
+    double full = 0, spent = 0, top = -INFINITY, *p = NULL;
+    int stopped = 0, maxep = 1, bi = -1, rc;
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < n; i++)
+        if (runs[i].epochs > maxep)
+            maxep = runs[i].epochs;
+    if (rule == SIM_RANKER && !(p = malloc((size_t)maxep * sizeof *p)))
+        return xerr_set(e, XE_FAIL, "out of memory");
     for (int i = 0; i < n; i++) {
         const SimRun *r = &runs[order[i]];
         int k = r->epochs;
         full += r->epochs;
         if (r->final > top)
             top = r->final;
+        if (rule == SIM_RANKER && best && (rc = prob(ctx, order[i], bi, p, e))) {
+            free(p);
+            return rc;
+        }
         for (int ep = min_epochs < 1 ? 1 : min_epochs; best && ep < r->epochs; ep++) {
             int stop;
             if (rule == SIM_RANKER) {
-                double p = 1.0 / (1.0 + exp(-((double)r->score[ep - 1] - best->score[best->epochs - 1])));
-                stop = p < delta;
+                stop = p[ep - 1] < delta;
             } else {
                 int b = ep <= best->epochs ? ep : best->epochs;
                 stop = r->curve[ep - 1] < best->curve[b - 1];
@@ -119,9 +130,11 @@ void early_stop_simulate(int n, const SimRun *runs, const int *order, SimRule ru
         if (k < r->epochs)
             stopped++;
         else if (!best || r->final > best->final)
-            best = r;
+            best = r, bi = order[i];
     }
+    free(p);
     res->time_saved = spent > 0 ? full / spent : 1;
     res->regret = best ? 100.0 * (top - best->final) : 0;
     res->stopped = n ? (double)stopped / n : 0;
+    return XE_OK;
 }

@@ -64,11 +64,14 @@ typedef struct SimRun {
     int epochs;          /* the whole curve */
     float final;         /* final validation accuracy */
     const float *curve;  /* (epochs) validation accuracies */
-    const float *score;  /* (epochs) the ranker's score after 1 .. epochs epochs (SIM_RANKER) */
 } SimRun;
 
+/* SIM_RANKER's probabilities: p[k - 1] = p(run ends above best) after k
+ * epochs of run, k = 1 .. its epochs (run and best index the SimRuns). */
+typedef int (*SimProbFn)(void *ctx, int run, int best, double *p, XErr *e);
+
 typedef enum {
-    SIM_RANKER,  /* stop when sigmoid(s(run so far) - s(best)) < delta */
+    SIM_RANKER,  /* stop when prob says p(run so far beats best) < delta */
     SIM_CURVE,   /* stop when the accuracy so far is below the best run's at that epoch */
 } SimRule;
 
@@ -81,8 +84,10 @@ typedef struct SimResult {
 
 /* Trains runs one after another in order (n indices): the first to the
  * end, each later one until the rule stops it (from epoch min_epochs on,
- * never after its last) against the best run trained to the end so far. */
-void early_stop_simulate(int n, const SimRun *runs, const int *order, SimRule rule, double delta, int min_epochs,
-                         SimResult *res);
+ * never after its last) against the best run trained to the end so far.
+ * prob (SIM_RANKER only; may be NULL for SIM_CURVE) is asked once per run
+ * that has a best to compare with; its failure is returned. */
+int early_stop_simulate(int n, const SimRun *runs, const int *order, SimRule rule, double delta, int min_epochs,
+                        SimProbFn prob, void *ctx, SimResult *res, XErr *e);
 
 #endif

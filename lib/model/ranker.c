@@ -33,6 +33,7 @@ void ranker_config_default(RankerConfig *c, int token_len, int vocab, int curve_
         .curve_dim = curve_dim,
         .curve_hidden = 16,
         .ds_embed = 8,
+        .curve_scale = 20.0f,
         .mlp = 64,
         .mlp_depth = 2,
         .lr = 1e-2f,
@@ -68,6 +69,7 @@ int ranker_config_check(const RankerConfig *c, XErr *e)
         (rc = range_i("curve_hidden", c->curve_hidden, 1, 1024, e)) ||
         (rc = range_i("ds_embed", c->ds_embed, 1, 1024, e)) || (rc = range_i("mlp", c->mlp, 1, 4096, e)) ||
         (rc = range_i("mlp_depth", c->mlp_depth, 0, MLP_MAX_DEPTH, e)) ||
+        (rc = range_f("curve_scale", c->curve_scale, 1e-6f, 1e6f, e)) ||
         (rc = range_f("lr", c->lr, 1e-9f, 10.0f, e)) || (rc = range_f("wd", c->wd, 0.0f, 10.0f, e)) ||
         (rc = range_f("clip", c->clip, 0.0f, 1e9f, e)) || (rc = range_i("steps", c->steps, 1, 10000000, e)) ||
         (rc = range_i("batch", c->batch, 1, 65536, e)))
@@ -166,8 +168,12 @@ static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, 
     if (!(xv = tape_value(t, x)))
         return TAPE_NONE;
     for (int i = 0; i < B; i++)
-        for (int k = 0; k < len[i]; k++)
-            memcpy(xv + ((size_t)k * B + i) * cd, rows[i]->curve + (size_t)k * cd, (size_t)cd * sizeof *xv);
+        for (int k = 0; k < len[i]; k++) {
+            const float *v = rows[i]->curve + (size_t)k * cd;
+            const float *ref = rows[i]->ref + (size_t)(k < rows[i]->ref_epochs ? k : rows[i]->ref_epochs - 1) * cd;
+            for (int j = 0; j < cd; j++)
+                xv[((size_t)k * B + i) * cd + j] = (v[j] - ref[j]) * c->curve_scale;
+        }
     zx = lstm_input_gates(t, &r->ps, &r->curve, x);
     for (int k = 0; k < T; k++) {
         TVar mask;
@@ -232,6 +238,12 @@ static int check_run(const RankerConfig *c, const RankerRun *run, int i, int nds
                             k / (size_t)c->curve_dim + 1);
     if (!scoring && !isfinite(run->final))
         return xerr_set(e, XE_FAIL, "run %d: final score is not finite", i);
+    if (scoring && (!run->ref || run->ref_epochs < 1))
+        return xerr_set(e, XE_FAIL, "run %d: no reference curve", i);
+    for (size_t k = 0; scoring && k < (size_t)run->ref_epochs * c->curve_dim; k++)
+        if (!isfinite(run->ref[k]))
+            return xerr_set(e, XE_FAIL, "run %d: reference curve value %zu (epoch %zu) is not finite", i, k,
+                            k / (size_t)c->curve_dim + 1);
     return XE_OK;
 }
 
@@ -242,8 +254,9 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
 {
     const RankerConfig *c = &r->cfg;
     int B = 2 * c->batch, rc, *count = NULL, *start = NULL, *byds = NULL, *eligible = NULL, neligible = 0;
-    int *len = NULL;
+    int *len = NULL, *top = NULL;
     const RankerRun **rows = NULL;
+    RankerRun *pair_rows = NULL;
     TPair *pairs = NULL;
     Tape *t = NULL;
     Rng g;
@@ -261,7 +274,9 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
     len = malloc((size_t)B * sizeof *len);
     rows = malloc((size_t)B * sizeof *rows);
     pairs = malloc((size_t)c->batch * sizeof *pairs);
-    if (!count || !start || !byds || !eligible || !len || !rows || !pairs) {
+    pair_rows = malloc((size_t)B * sizeof *pair_rows);
+    top = malloc((size_t)ndatasets * sizeof *top);
+    if (!count || !start || !byds || !eligible || !len || !rows || !pairs || !pair_rows || !top) {
         rc = xerr_set(e, XE_FAIL, "out of memory for %d runs", nruns);
         goto cleanup;
     }
@@ -276,6 +291,13 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
     for (int i = 0; i < nruns; i++)
         if (count[runs[i].dataset] >= 2)
             eligible[neligible++] = i;
+    /* each dataset's reference: its best run (the first of equals) */
+    for (int d = 0; d < ndatasets; d++) {
+        top[d] = count[d] ? byds[start[d]] : -1;
+        for (int k = 1; k < count[d]; k++)
+            if (runs[byds[start[d] + k]].final > runs[top[d]].final)
+                top[d] = byds[start[d] + k];
+    }
     if (!neligible) {
         rc = xerr_set(e, XE_FAIL, "ranker fit: no dataset has two runs to compare");
         goto cleanup;
@@ -292,8 +314,18 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
             int j = byds[start[d] + (int)rng_below(&g, (uint64_t)count[d] - 1)];
             if (j == i) /* the other runs of d: skip i by taking the last one in its place */
                 j = byds[start[d] + count[d] - 1];
-            rows[2 * k] = &runs[i];
-            rows[2 * k + 1] = &runs[j];
+            /* both against the dataset's best run; half the pairs with the
+             * mean dataset embedding (as an unseen dataset) */
+            int unseen = rng_below(&g, 2) == 0;
+            pair_rows[2 * k] = runs[i];
+            pair_rows[2 * k + 1] = runs[j];
+            for (int q = 2 * k; q <= 2 * k + 1; q++) {
+                pair_rows[q].ref = runs[top[d]].curve;
+                pair_rows[q].ref_epochs = runs[top[d]].epochs;
+                if (unseen)
+                    pair_rows[q].dataset = -1;
+                rows[q] = &pair_rows[q];
+            }
             len[2 * k] = 1 + (int)rng_below(&g, (uint64_t)runs[i].epochs);
             len[2 * k + 1] = 1 + (int)rng_below(&g, (uint64_t)runs[j].epochs);
             pairs[k] = (TPair){2 * k, 2 * k + 1,
@@ -338,6 +370,8 @@ cleanup:
     free(len);
     free(rows);
     free(pairs);
+    free(pair_rows);
+    free(top);
     return rc;
 }
 
@@ -388,6 +422,8 @@ cleanup:
 int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e)
 {
     RankerRun both[2] = {*run, *best};
+    both[0].ref = both[1].ref = best->curve;
+    both[0].ref_epochs = both[1].ref_epochs = best->epochs;
     float s[2];
     int rc;
     if ((rc = ranker_score(r, 2, both, s, e)))
@@ -399,17 +435,17 @@ int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *be
 /* ---- blob ---- */
 
 #define RANKER_MAGIC "XFERRANK"
-#define RANKER_FORMAT 1
-/* magic, version, datasets, 11 ints, 3 floats, seed, param count; then the
+#define RANKER_FORMAT 2
+/* magic, version, datasets, 11 ints, 4 floats, seed, param count; then the
  * parameters and the CRC-32 */
-#define RANKER_HEADER (8 + 4 + 4 + 11 * 4 + 3 * 4 + 8 + 8)
+#define RANKER_HEADER (8 + 4 + 4 + 11 * 4 + 4 * 4 + 8 + 8)
 
 int ranker_save(const Ranker *r, void **buf, size_t *len, XErr *e)
 {
     const RankerConfig *c = &r->cfg;
     int ints[11] = {c->token_len, c->vocab,  c->embed, c->arch_hidden, c->curve_dim, c->curve_hidden,
                     c->ds_embed,  c->mlp,    c->mlp_depth, c->steps,  c->batch};
-    float floats[3] = {c->lr, c->wd, c->clip};
+    float floats[4] = {c->curve_scale, c->lr, c->wd, c->clip};
     size_t total;
     unsigned char *b, *p;
     if (!r->fitted)
@@ -423,7 +459,7 @@ int ranker_save(const Ranker *r, void **buf, size_t *len, XErr *e)
     p = blob_put_u32(p, (uint32_t)r->nds);
     for (int i = 0; i < 11; i++)
         p = blob_put_u32(p, (uint32_t)ints[i]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         p = blob_put_f32(p, floats[i]);
     p = blob_put_u64(p, c->seed);
     p = blob_put_u64(p, (uint64_t)r->ps.size);
@@ -451,7 +487,9 @@ int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
     p = b + 8;
     version = blob_get_u32(&p);
     if (version != RANKER_FORMAT)
-        return xerr_set(e, XE_FAIL, "ranker model: format version %u is not supported (this build reads %d)",
+        return xerr_set(e, XE_FAIL,
+                        "ranker model: format version %u is not supported (this build reads %d): refit it with"
+                        " xfer-predict fit",
                         version, RANKER_FORMAT);
     nds = blob_get_u32(&p);
     memset(&c, 0, sizeof c);
@@ -468,6 +506,7 @@ int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
     ints[10] = &c.batch;
     for (int i = 0; i < 11; i++)
         *ints[i] = (int)blob_get_u32(&p);
+    c.curve_scale = blob_get_f32(&p);
     c.lr = blob_get_f32(&p);
     c.wd = blob_get_f32(&p);
     c.clip = blob_get_f32(&p);

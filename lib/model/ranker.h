@@ -12,6 +12,16 @@
  * score is higher, 0 when lower, 1/2 on ties. Early termination asks
  * ranker_prob_beats(run so far, best run) and stops the run when it is low.
  *
+ * The curve enters relative to a reference curve of the same dataset,
+ * (curve - reference) * curve_scale epoch by epoch: accuracies of tasks of
+ * different difficulty lie at different levels, while the gaps between
+ * runs of one task are alike across tasks. Training takes the dataset's
+ * best run as the reference of both runs of a pair; early termination
+ * takes the best run it compares with. Half the training pairs see the
+ * mean dataset embedding instead of their own (the one an unseen dataset
+ * gets): with its own embedding and the arch code, the network can learn
+ * each source task's ranking by heart and ignore the curve.
+ *
  * Deterministic for a config and data, as xfer.h. */
 #ifndef XFER_MODEL_RANKER_H
 #define XFER_MODEL_RANKER_H
@@ -27,6 +37,7 @@ typedef struct RankerConfig {
     int curve_dim;           /* features per epoch (e.g. valid accuracy, train loss) */
     int curve_hidden;        /* curve LSTM width */
     int ds_embed;            /* dataset embedding width */
+    float curve_scale;       /* curve features: (curve - reference) * curve_scale */
     int mlp, mlp_depth;      /* the score MLP */
     float lr, wd, clip;      /* Adam, cosine decay over the steps */
     int steps, batch;        /* training steps of `batch` pairs */
@@ -34,7 +45,7 @@ typedef struct RankerConfig {
 } RankerConfig;
 
 /* embed 16, arch_hidden 32, curve_dim as given, curve_hidden 16,
- * ds_embed 8, MLP 2 x 64, lr 1e-2, wd 1e-4, clip 5, 2000 steps of 64
+ * ds_embed 8, curve_scale 20, MLP 2 x 64, lr 1e-2, wd 1e-4, clip 5, 2000 steps of 64
  * pairs, seed 1. */
 void ranker_config_default(RankerConfig *c, int token_len, int vocab, int curve_dim);
 int ranker_config_check(const RankerConfig *c, XErr *e);
@@ -42,15 +53,19 @@ int ranker_config_check(const RankerConfig *c, XErr *e);
 /* One run: its arch, dataset and curve (epochs x curve_dim floats, epoch
  * by epoch). For training, curve is the whole stored curve and final the
  * score that decides who beats whom (e.g. the final validation accuracy);
- * for scoring, curve holds the epochs seen so far (at least one) and final
- * is not read. dataset -1 (scoring only): a dataset the ranker has not
- * seen, given the mean of the learned embeddings. */
+ * ref is not read. For scoring, curve holds the epochs seen so far (at
+ * least one), ref the reference curve (ref_epochs >= 1; past its end, its
+ * last epoch), and final is not read; scores compare only among runs given
+ * the same reference. dataset -1 (scoring only): a dataset the ranker has
+ * not seen, given the mean of the learned embeddings. */
 typedef struct RankerRun {
     int dataset;
     const int *tokens;   /* (token_len) */
     const float *curve;  /* (epochs, curve_dim) */
     int epochs;
     float final;
+    const float *ref;    /* scoring: the reference curve (ref_epochs, curve_dim) */
+    int ref_epochs;
 } RankerRun;
 
 typedef struct Ranker Ranker;
@@ -73,11 +88,14 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
 /* Scores s of n runs at the epochs they hold. */
 int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, XErr *e);
 /* p(run beats best) = sigmoid(s(run) - s(best)), each at the epochs it
- * holds (best usually complete). */
+ * holds (best usually complete), both with best's curve as the reference
+ * (their own ref is not read). */
 int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e);
 
 /* A versioned blob ("XFERRANK", format version, config, dataset count,
- * parameters, CRC-32), checked on load as xfer_load checks its own. */
+ * parameters, CRC-32), checked on load as xfer_load checks its own.
+ * Format 2 (curve_scale, relative curves); format 1 blobs are refused with
+ * a request to refit. */
 int ranker_save(const Ranker *r, void **buf, size_t *len, XErr *e);
 int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e);
 

@@ -239,42 +239,64 @@ static void test_early_stop_work(void **state)
     curveset_free(&cs);
 }
 
+/* Hand-made scores: p(run beats best) after k epochs = sigmoid(score of
+ * the run after k - score of the best after all 4); ctx counts the calls,
+ * and a negative count makes the call fail. */
+static const float sim_score[3][4] = { { 0, 1, 2, 3 }, { -5, -4, -3, -2 }, { 1, 2, 3, 4 } };
+
+static int sim_prob(void *ctx, int run, int best, double *p, XErr *e)
+{
+    int *calls = ctx;
+    if (*calls < 0)
+        return xerr_set(e, XE_FAIL, "no probabilities");
+    ++*calls;
+    for (int k = 0; k < 4; k++)
+        p[k] = 1.0 / (1.0 + exp(-((double)sim_score[run][k] - sim_score[best][3])));
+    return XE_OK;
+}
+
 /* Hand-made curves of 4 epochs: the first run is trained to the end, a
  * worse one is stopped, a better one replaces the best. */
 static void test_early_stop_simulate(void **state)
 {
     static const float curve[3][4] = { { 0.5f, 0.6f, 0.7f, 0.8f }, { 0.3f, 0.4f, 0.5f, 0.6f },
                                        { 0.6f, 0.7f, 0.8f, 0.9f } };
-    static const float score[3][4] = { { 0, 1, 2, 3 }, { -5, -4, -3, -2 }, { 1, 2, 3, 4 } };
     SimRun runs[3];
     SimResult res;
-    int order[3] = { 0, 1, 2 }, rev[3] = { 2, 1, 0 };
+    int order[3] = { 0, 1, 2 }, rev[3] = { 2, 1, 0 }, calls = 0;
+    XErr e = { 0 };
     (void)state;
     for (int i = 0; i < 3; i++)
-        runs[i] = (SimRun){ 4, curve[i][3], curve[i], score[i] };
+        runs[i] = (SimRun){ 4, curve[i][3], curve[i] };
     /* ranker: run 1 (p = sigmoid(-5 - 3)) stops at epoch 1; run 2 (p =
      * sigmoid(1 - 3) = 0.12) goes on at delta 0.1 and becomes the best */
-    early_stop_simulate(3, runs, order, SIM_RANKER, 0.1, 1, &res);
+    assert_int_equal(early_stop_simulate(3, runs, order, SIM_RANKER, 0.1, 1, sim_prob, &calls, &res, &e), XE_OK);
     assert_true(fabs(res.time_saved - 12.0 / 9) < 1e-9);
     assert_true(fabs(res.regret) < 1e-9);
     assert_true(fabs(res.stopped - 1.0 / 3) < 1e-9);
     /* at delta 0.2 run 2 stops too: the best is lost, 10 points of regret */
-    early_stop_simulate(3, runs, order, SIM_RANKER, 0.2, 1, &res);
+    assert_int_equal(early_stop_simulate(3, runs, order, SIM_RANKER, 0.2, 1, sim_prob, &calls, &res, &e), XE_OK);
     assert_true(fabs(res.time_saved - 12.0 / 6) < 1e-9);
     assert_true(fabs(res.regret - 10.0) < 1e-4);
     /* from epoch 2 on: run 1 costs 2 epochs, run 2 (p = sigmoid(2 - 3)) goes on */
-    early_stop_simulate(3, runs, order, SIM_RANKER, 0.2, 2, &res);
+    assert_int_equal(early_stop_simulate(3, runs, order, SIM_RANKER, 0.2, 2, sim_prob, &calls, &res, &e), XE_OK);
     assert_true(fabs(res.time_saved - 12.0 / 10) < 1e-9);
     assert_true(fabs(res.regret) < 1e-9);
     /* delta 0 stops nothing */
-    early_stop_simulate(3, runs, order, SIM_RANKER, 0, 1, &res);
+    assert_int_equal(early_stop_simulate(3, runs, order, SIM_RANKER, 0, 1, sim_prob, &calls, &res, &e), XE_OK);
     assert_true(fabs(res.time_saved - 1) < 1e-9);
     assert_true(fabs(res.stopped) < 1e-9);
     /* the curve rule: best first, both others below it at epoch 1 */
-    early_stop_simulate(3, runs, rev, SIM_CURVE, 0, 1, &res);
+    assert_int_equal(early_stop_simulate(3, runs, rev, SIM_CURVE, 0, 1, sim_prob, &calls, &res, &e), XE_OK);
     assert_true(fabs(res.time_saved - 12.0 / 6) < 1e-9);
     assert_true(fabs(res.regret) < 1e-9);
     assert_true(fabs(res.stopped - 2.0 / 3) < 1e-9);
+    /* the ranker is asked once per run that has a best: 2 per ranker call above */
+    assert_int_equal(calls, 8);
+    /* its failure is the simulation's */
+    calls = -1;
+    unit_expect_error(early_stop_simulate(3, runs, order, SIM_RANKER, 0.1, 1, sim_prob, &calls, &res, &e), &e,
+                      "no probabilities");
 }
 
 const struct CMUnitTest test_earlystop_tests[] = {

@@ -3,8 +3,9 @@
  * follow from its tokens, independently, so early curves cross and the
  * current accuracy is a poor guide. Checks that the ranker orders held-out
  * runs from a quarter of their curves better than their current accuracy
- * does, p(a beats b) + p(b beats a) = 1, unseen datasets, the blob round
- * trip and its rejections, determinism and bad input. */
+ * does, p(a beats b) against b's curve, unseen datasets, scores that see
+ * the curve only relative to the reference, the blob round trip and its
+ * rejections, determinism and bad input. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -83,6 +84,17 @@ static Synth *synth(void)
                                 .final = final};
         }
     }
+    /* every run's reference (read when scoring): its dataset's best training run */
+    for (int d = 0; d < NDS; d++) {
+        const RankerRun *best = &s.train[d * NTRAIN];
+        for (int i = 1; i < NTRAIN; i++)
+            if (s.train[d * NTRAIN + i].final > best->final)
+                best = &s.train[d * NTRAIN + i];
+        for (int i = 0; i < NTRAIN; i++)
+            s.train[d * NTRAIN + i].ref = best->curve, s.train[d * NTRAIN + i].ref_epochs = EPOCHS;
+        for (int i = 0; i < NTEST; i++)
+            s.test[d * NTEST + i].ref = best->curve, s.test[d * NTEST + i].ref_epochs = EPOCHS;
+    }
     done = 1;
     return &s;
 }
@@ -160,21 +172,51 @@ static void test_ranker_prob_beats(void **state)
 {
     Ranker *rk = fitted();
     Synth *s = synth();
-    RankerRun a = s->test[0], b = s->test[1], u;
+    RankerRun a = s->test[0], b = s->test[1], u, both[2];
     double pab, pba, paa;
+    float sc[2];
     XErr e = {0};
     a.epochs = 3;
     assert_int_equal(ranker_prob_beats(rk, &a, &b, &pab, &e), XE_OK);
     assert_int_equal(ranker_prob_beats(rk, &b, &a, &pba, &e), XE_OK);
     assert_int_equal(ranker_prob_beats(rk, &a, &a, &paa, &e), XE_OK);
-    assert_true(pab > 0 && pab < 1);
-    assert_true(fabs(pab + pba - 1.0) < 1e-12);
+    assert_true(pab > 0 && pab < 1 && pba > 0 && pba < 1);
     assert_true(paa == 0.5);
+    /* both scored against b's curve (p(b beats a) takes a's: the two need
+     * not sum to 1) */
+    both[0] = a, both[1] = b;
+    both[0].ref = both[1].ref = b.curve;
+    both[0].ref_epochs = both[1].ref_epochs = b.epochs;
+    assert_int_equal(ranker_score(rk, 2, both, sc, &e), XE_OK);
+    assert_true(fabs(pab - 1.0 / (1.0 + exp(-((double)sc[0] - sc[1])))) < 1e-12);
     /* an unseen dataset scores too */
     u = b;
     u.dataset = -1;
     assert_int_equal(ranker_prob_beats(rk, &a, &u, &pab, &e), XE_OK);
     assert_true(pab > 0 && pab < 1);
+}
+
+/* The curve enters relative to the reference: lifting a run's curve and
+ * its reference by the same amount leaves its score as it was; lifting the
+ * curve alone changes it (the ranker reads the curve). */
+static void test_ranker_relative_curve(void **state)
+{
+    Ranker *rk = fitted();
+    Synth *s = synth();
+    float up[EPOCHS], ref_up[EPOCHS], sc[3];
+    RankerRun rows[3];
+    XErr e = {0};
+    for (int k = 0; k < EPOCHS; k++) {
+        up[k] = s->test[0].curve[k] + 0.05f;
+        ref_up[k] = s->test[0].ref[k] + 0.05f;
+    }
+    rows[0] = rows[1] = rows[2] = s->test[0];
+    rows[1].curve = up;
+    rows[1].ref = ref_up;
+    rows[2].curve = up;
+    assert_int_equal(ranker_score(rk, 3, rows, sc, &e), XE_OK);
+    assert_true(fabsf(sc[0] - sc[1]) < 1e-4f * (1 + fabsf(sc[0])));
+    assert_true(sc[2] > sc[0]);
 }
 
 static void test_ranker_save_load(void **state)
@@ -208,7 +250,7 @@ static void test_ranker_save_load(void **state)
     memcpy(bad, buf, len);
     bad[8] = 7;
     xerr_clear(&e);
-    unit_expect_error(ranker_load(&back, bad, len, &e), &e, "format version 7 is not supported (this build reads 1)");
+    unit_expect_error(ranker_load(&back, bad, len, &e), &e, "format version 7 is not supported (this build reads 2)");
     memcpy(bad, buf, len);
     bad[len - 10] ^= 1;
     xerr_clear(&e);
@@ -288,11 +330,23 @@ static void test_ranker_bad_input(void **state)
     xerr_clear(&e);
     unit_expect_error(ranker_score(r, 1, s->train, &score, &e), &e, "not fitted");
     ranker_free(r);
+    /* scoring needs a reference curve */
+    runs[0] = s->test[0];
+    runs[0].ref = NULL;
+    xerr_clear(&e);
+    unit_expect_error(ranker_score(fitted(), 1, runs, &score, &e), &e, "run 0: no reference curve");
+    runs[0] = s->test[0];
+    runs[0].ref = nan_curve;
+    runs[0].ref_epochs = EPOCHS;
+    xerr_clear(&e);
+    unit_expect_error(ranker_score(fitted(), 1, runs, &score, &e), &e,
+                      "run 0: reference curve value 4 (epoch 5) is not finite");
 }
 
 const struct CMUnitTest test_ranker_tests[] = {
     cmocka_unit_test(test_ranker_orders_partial_curves),
     cmocka_unit_test(test_ranker_prob_beats),
+    cmocka_unit_test(test_ranker_relative_curve),
     cmocka_unit_test(test_ranker_save_load),
     cmocka_unit_test(test_ranker_deterministic),
     cmocka_unit_test(test_ranker_bad_input),
