@@ -219,6 +219,73 @@ static void test_ranker_relative_curve(void **state)
     assert_true(sc[2] > sc[0]);
 }
 
+/* The same archs on every dataset, as in a meta-dataset: each run's final
+ * accuracy is its arch's quality plus a deviation of its own dataset that
+ * only its curve shows. The arch and the dataset embedding alone can fit
+ * the training datasets by heart; on an unseen dataset only the curve
+ * tells the deviation. From whole curves the ranker must order the unseen
+ * dataset's pairs better than the arch's quality does. */
+static void test_ranker_reads_curve_of_unseen_dataset(void **state)
+{
+    enum { N = 100, ND = 4 };
+    static int tokens[N][L];
+    static float curve[ND][N][EPOCHS];
+    static RankerRun runs[ND * N];
+    double q[N], dev[ND][N];
+    float score[N];
+    RankerConfig c = test_config();
+    Ranker *rk;
+    Rng r;
+    int best = 0;
+    long right = 0, arch = 0, total = 0;
+    XErr e = {0};
+    rng_seed(&r, 77);
+    for (int a = 0; a < N; a++) {
+        for (int k = 0; k < L; k++)
+            tokens[a][k] = (int)rng_below(&r, V);
+        q[a] = 0.7 + 0.08 * rng_uniform(&r);
+        for (int d = 0; d < ND; d++)
+            dev[d][a] = 0.08 * (rng_uniform(&r) - 0.5);
+    }
+    for (int d = 0; d < ND; d++)
+        for (int a = 0; a < N; a++) {
+            double tau = 1.5 + 2.0 * rng_uniform(&r), fin = q[a] + dev[d][a];
+            for (int t = 0; t < EPOCHS; t++)
+                curve[d][a][t] = (float)(fin * (1.0 - exp(-(t + 1) / tau)) + 0.002 * (rng_uniform(&r) - 0.5));
+            runs[d * N + a] = (RankerRun){.dataset = d, .tokens = tokens[a], .curve = curve[d][a],
+                                          .epochs = EPOCHS, .final = curve[d][a][EPOCHS - 1]};
+        }
+    assert_int_equal(ranker_new(&rk, &c, &e), XE_OK);
+    if (ranker_fit(rk, ND - 1, (ND - 1) * N, runs, NULL, 0, NULL, &e))
+        fail_msg("fit: %s", e.msg);
+    /* the unseen dataset, whole curves, against its best run */
+    for (int a = 1; a < N; a++)
+        if (runs[(ND - 1) * N + a].final > runs[(ND - 1) * N + best].final)
+            best = a;
+    for (int a = 0; a < N; a++) {
+        RankerRun *u = &runs[(ND - 1) * N + a];
+        u->dataset = -1;
+        u->ref = curve[ND - 1][best];
+        u->ref_epochs = EPOCHS;
+    }
+    assert_int_equal(ranker_score(rk, N, runs + (ND - 1) * N, score, &e), XE_OK);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++) {
+            float fi = runs[(ND - 1) * N + i].final, fj = runs[(ND - 1) * N + j].final;
+            if (fi == fj)
+                continue;
+            right += (score[i] > score[j]) == (fi > fj);
+            arch += (q[i] > q[j]) == (fi > fj);
+            total++;
+        }
+    print_message("unseen dataset, whole curves: ranker orders %.3f of pairs, arch quality %.3f\n",
+                  (double)right / total, (double)arch / total);
+    if ((double)right / total < 0.9 || right < arch + total / 20)
+        fail_msg("ranker orders %.3f of the unseen dataset's pairs from whole curves, arch quality %.3f",
+                 (double)right / total, (double)arch / total);
+    ranker_free(rk);
+}
+
 static void test_ranker_save_load(void **state)
 {
     Ranker *rk = fitted(), *back;
@@ -347,6 +414,7 @@ const struct CMUnitTest test_ranker_tests[] = {
     cmocka_unit_test(test_ranker_orders_partial_curves),
     cmocka_unit_test(test_ranker_prob_beats),
     cmocka_unit_test(test_ranker_relative_curve),
+    cmocka_unit_test(test_ranker_reads_curve_of_unseen_dataset),
     cmocka_unit_test(test_ranker_save_load),
     cmocka_unit_test(test_ranker_deterministic),
     cmocka_unit_test(test_ranker_bad_input),
