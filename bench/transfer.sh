@@ -8,6 +8,9 @@
 #   - xfer-search bench: best accuracy found after every evaluation by xfer,
 #     rea and random with the table evaluator (BENCH_REPEATS seeded searches
 #     of BENCH_BUDGET evaluations), regret against the task's best.
+#   - the curve ranker's early termination over the task's stored curves:
+#     time saved and regret at each delta, and the most it saves below 0.2
+#     points of regret.
 # Writes every table (Markdown), the JSON lines, CSV and SVG plots into OUT.
 # Environment: META (data/meta/nb201-cheap6.jsonl.gz), OUT (bench/out/transfer),
 # BENCH_REPEATS (10), BENCH_BUDGET (100), BENCH_EVAL_REPEATS (5), BIN (bin).
@@ -78,4 +81,27 @@ for t in $tasks; do
             if (d[1] + 0 >= x - 1e-9) { print b[1]; exit } }' "$f")
         echo "$row | ${reach:->$budget} |"
     done
+done
+echo
+echo "### Early termination by the curve ranker (time saved, regret in points; mean over $ereps orders)"
+echo
+deltas=$(sed -n 's/.*"method":"ranker","delta":\([0-9.e-]*\),.*/\1/p' "$out/eval.jsonl" | sort -gu | tr '\n' ' ')
+hdr="| held out |"
+sep="|---|"
+for d in $deltas; do hdr="$hdr delta $d |"; sep="$sep---|"; done
+echo "$hdr curve-below-best | most saved at regret < 0.2 |"
+echo "$sep---|---|"
+for t in $tasks; do
+    row="| $t |"
+    for d in $deltas; do
+        v=$(grep "\"holdout\":\"$t\",\"method\":\"ranker\",\"delta\":$d," "$out/eval.jsonl" |
+            sed 's/.*"time_saved":\([0-9.]*\),"regret":\([0-9.]*\),.*/\1x, \2/')
+        row="$row ${v:--} |"
+    done
+    v=$(grep "\"holdout\":\"$t\",\"method\":\"curve-below-best\"" "$out/eval.jsonl" |
+        sed 's/.*"time_saved":\([0-9.]*\),"regret":\([0-9.]*\),.*/\1x, \2/')
+    best=$(grep "\"holdout\":\"$t\",\"method\":\"ranker\"" "$out/eval.jsonl" |
+        sed 's/.*"delta":\([0-9.e-]*\),"time_saved":\([0-9.]*\),"regret":\([0-9.]*\),.*/\1 \2 \3/' |
+        awk '$3 < 0.2 && $2 > s { s = $2; r = $3; d = $1 } END { if (s) printf "%.2fx at %.3f (delta %s)", s, r, d }')
+    echo "$row ${v:--} | ${best:--} |"
 done

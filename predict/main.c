@@ -132,7 +132,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     memcpy(o->ks, kdef, sizeof kdef);
     o->nks = 5;
     memcpy(o->deltas, ddef, sizeof ddef);
-    o->ndeltas = 5;
+    o->ndeltas = (int)(sizeof ddef / sizeof *ddef);
     o->min_epochs = 1;
     while (rc == XE_OK && (c = getopt_long(argc, argv, "", all_opts, NULL)) != -1) {
         int ok = c == O_HELP;

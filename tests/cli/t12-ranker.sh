@@ -60,10 +60,10 @@ expect_err_line "xfer-predict: no fitted nb201 ranker in '$T/short.db' (run 'xfe
 # other tasks, at each delta, and the curve-below-best baseline
 pr eval --holdout syn3 --k 0 --epochs 5 --ranker-steps 400 --repeats 2 --json
 expect_rc 0
-expect_eq "$(grep -c '^{"holdout":"syn3","method":"ranker","delta":[0-9.e-]*,"time_saved":[0-9.]*,"regret":[0-9.-]*,' "$out")" 5 \
+expect_eq "$(grep -c '^{"holdout":"syn3","method":"ranker","delta":[0-9.e-]*,"time_saved":[0-9.]*,"regret":[0-9.-]*,' "$out")" 7 \
     "ranker rows"
 grep -q '^{"holdout":"syn3","method":"curve-below-best","delta":null,"time_saved":' "$out" && ok || bad "baseline row"
-awk -F'"time_saved":' '/"method":"ranker"/ { split($2, a, ","); if (a[1] < 1) b = 1; n++ } END { exit b || n != 5 }' "$out" &&
+awk -F'"time_saved":' '/"method":"ranker"/ { split($2, a, ","); if (a[1] < 1) b = 1; n++ } END { exit b || n != 7 }' "$out" &&
     ok || bad "time saved below 1x"
 pr eval --holdout syn3 --k 0 --epochs 5 --ranker-steps 400 --repeats 2 --deltas 0 --json
 expect_rc 0
