@@ -1089,16 +1089,13 @@ out:
     return rc;
 }
 
-/* eval's SIM_RANKER probabilities: the held-out run cut after each of its
- * epochs and the best run, all against the best run's curve, as an unseen
- * dataset. Each run keeps its last answer: runs meet the same best again
- * across orders and deltas. */
+/* eval's SIM_RANKER probabilities (ranker_prob_beats_each), the held-out
+ * task as an unseen dataset. Each run keeps its last answer: runs meet the
+ * same best again across orders and deltas. */
 typedef struct SimProb {
     const Ranker *r;
     const RankerRun *runs; /* the held-out task's */
     int maxep;
-    RankerRun *rows;       /* (maxep + 1) */
-    float *s;              /* (maxep + 1) */
     int *cached_best;      /* (n), -1: none yet */
     double *cached;        /* (n, maxep) */
 } SimProb;
@@ -1106,20 +1103,16 @@ typedef struct SimProb {
 static int sim_prob(void *ctx, int run, int best, double *p, XErr *e)
 {
     SimProb *sp = ctx;
-    const RankerRun *a = &sp->runs[run], *b = &sp->runs[best];
+    RankerRun a = sp->runs[run], b = sp->runs[best];
     double *c = sp->cached + (size_t)run * sp->maxep;
     int rc;
     if (sp->cached_best[run] != best) {
-        for (int k = 1; k <= a->epochs; k++)
-            sp->rows[k - 1] = (RankerRun){ -1, a->tokens, a->curve, k, 0, b->curve, b->epochs };
-        sp->rows[a->epochs] = (RankerRun){ -1, b->tokens, b->curve, b->epochs, 0, b->curve, b->epochs };
-        if ((rc = ranker_score(sp->r, a->epochs + 1, sp->rows, sp->s, e)))
+        a.dataset = b.dataset = -1;
+        if ((rc = ranker_prob_beats_each(sp->r, &a, &b, c, e)))
             return rc;
-        for (int k = 0; k < a->epochs; k++)
-            c[k] = 1.0 / (1.0 + exp(-((double)sp->s[k] - sp->s[a->epochs])));
         sp->cached_best[run] = best;
     }
-    memcpy(p, c, (size_t)a->epochs * sizeof *p);
+    memcpy(p, c, (size_t)a.epochs * sizeof *p);
     return XE_OK;
 }
 
@@ -1161,11 +1154,9 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
     for (int i = 0; i < nh; i++)
         if (sp.runs[i].epochs > sp.maxep)
             sp.maxep = sp.runs[i].epochs;
-    sp.rows = malloc(((size_t)sp.maxep + 1) * sizeof *sp.rows);
-    sp.s = malloc(((size_t)sp.maxep + 1) * sizeof *sp.s);
     sp.cached_best = malloc((size_t)nh * sizeof *sp.cached_best);
     sp.cached = malloc((size_t)nh * sp.maxep * sizeof *sp.cached);
-    if (!use || !sim || !order || !res || !sp.rows || !sp.s || !sp.cached_best || !sp.cached) {
+    if (!use || !sim || !order || !res || !sp.cached_best || !sp.cached) {
         rc = xerr_set(e, XE_FAIL, "out of memory");
         goto out;
     }
@@ -1225,7 +1216,7 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
 out:
     ranker_free(r);
     free(use), free(sim), free(order), free(res);
-    free(sp.rows), free(sp.s), free(sp.cached_best), free(sp.cached);
+    free(sp.cached_best), free(sp.cached);
     curveset_free(&cs);
     return rc;
 }

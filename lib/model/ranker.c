@@ -432,6 +432,33 @@ int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *be
     return XE_OK;
 }
 
+int ranker_prob_beats_each(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e)
+{
+    int n = run->epochs, rc;
+    RankerRun *rows = malloc(((size_t)(n > 0 ? n : 0) + 1) * sizeof *rows);
+    float *s = malloc(((size_t)(n > 0 ? n : 0) + 1) * sizeof *s);
+    if (!rows || !s) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    /* the cuts of run, then best: all against best's curve */
+    for (int k = 0; k <= n; k++) {
+        rows[k] = k < n ? *run : *best;
+        if (k < n)
+            rows[k].epochs = k + 1;
+        rows[k].ref = best->curve;
+        rows[k].ref_epochs = best->epochs;
+    }
+    if ((rc = ranker_score(r, n + 1, rows, s, e)))
+        goto out;
+    for (int k = 0; k < n; k++)
+        p[k] = 1.0 / (1.0 + exp(-((double)s[k] - s[n])));
+out:
+    free(rows);
+    free(s);
+    return rc;
+}
+
 /* ---- blob ---- */
 
 #define RANKER_MAGIC "XFERRANK"

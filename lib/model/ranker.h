@@ -91,6 +91,9 @@ int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, X
  * holds (best usually complete), both with best's curve as the reference
  * (their own ref is not read). */
 int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e);
+/* The same for run cut after each of its epochs: p[k - 1] after k epochs,
+ * k = 1 .. run->epochs. */
+int ranker_prob_beats_each(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e);
 
 /* A versioned blob ("XFERRANK", format version, config, dataset count,
  * parameters, CRC-32), checked on load as xfer_load checks its own.

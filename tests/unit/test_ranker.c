@@ -189,6 +189,17 @@ static void test_ranker_prob_beats(void **state)
     both[0].ref_epochs = both[1].ref_epochs = b.epochs;
     assert_int_equal(ranker_score(rk, 2, both, sc, &e), XE_OK);
     assert_true(fabs(pab - 1.0 / (1.0 + exp(-((double)sc[0] - sc[1])))) < 1e-12);
+    /* each cut of a against b, as ranker_prob_beats for that cut */
+    {
+        double each[EPOCHS], one;
+        RankerRun cut = s->test[0];
+        assert_int_equal(ranker_prob_beats_each(rk, &s->test[0], &b, each, &e), XE_OK);
+        for (int k = 1; k <= EPOCHS; k++) {
+            cut.epochs = k;
+            assert_int_equal(ranker_prob_beats(rk, &cut, &b, &one, &e), XE_OK);
+            assert_true(fabs(each[k - 1] - one) < 1e-6);
+        }
+    }
     /* an unseen dataset scores too */
     u = b;
     u.dataset = -1;
