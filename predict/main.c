@@ -34,13 +34,14 @@ static const char usage[] =
     "\n"
     "  fit --space S [--sources A,B,...] [--target T] [--protocol P]\n"
     "      [--epochs N] [--ensemble K] [--seed S] [--min-runs M] [--json]\n"
-    "      [--no-ranker] [--ranker-steps N]\n"
+    "      [--no-ranker] [--ranker-steps N] [--ranker-members M]\n"
     "      fit the transfer predictor (universal part on the source tasks,\n"
     "      a residual per task; with --target, also the target's residual\n"
     "      on its evaluations) and store it; prints a summary. Also fits\n"
     "      the learning-curve ranker on the runs' validation curves (those\n"
     "      of 3 epochs or more; the sources and the target) unless\n"
-    "      --no-ranker\n"
+    "      --no-ranker; --ranker-members M fits M members (1) from their own\n"
+    "      seeds, the score their mean\n"
     "  score --dataset T [--space S] [--model ID] [--sample N [--seed S]]\n"
     "        [--top K] [--zero-shot gu|weighted]\n"
     "      add \"pred\" and \"pred_std\" (predicted validation accuracy) to\n"
@@ -60,7 +61,8 @@ static const char usage[] =
     "      other fields kept); adds \"p_beats_best\", \"best_run\", \"best_acc\"\n"
     "  eval --holdout T [--space S] [--protocol P] [--k 0,5,10,20,50]\n"
     "       [--repeats R] [--epochs N] [--seed S] [--json]\n"
-    "       [--deltas 0.001,0.01,..] [--min-epochs E] [--ranker-steps N] [--no-ranker]\n"
+    "       [--deltas 0.001,0.01,..] [--min-epochs E] [--ranker-steps N]\n"
+    "       [--ranker-members M] [--no-ranker]\n"
     "      leave-one-dataset-out: fit on every task but T, then rank T's\n"
     "      archs from k of its evaluations; Spearman, Kendall tau and the\n"
     "      precision of the predicted top 5% and 10%, against params,\n"
@@ -89,7 +91,7 @@ typedef struct Opts {
     const char *space, *target, *protocol, *dataset, *holdout, *zero_shot;
     char **sources;
     int nsources;
-    long epochs, ensemble, seed, min_runs, sample, top, repeats, model, ranker_steps, min_epochs;
+    long epochs, ensemble, seed, min_runs, sample, top, repeats, model, ranker_steps, ranker_members, min_epochs;
     int json, seed_set, no_ranker;
     long ks[16];
     int nks;
@@ -100,7 +102,7 @@ typedef struct Opts {
 enum {
     O_SPACE = 256, O_SOURCES, O_TARGET, O_PROTOCOL, O_EPOCHS, O_ENSEMBLE, O_SEED, O_MIN_RUNS, O_JSON, O_DATASET,
     O_MODEL, O_SAMPLE, O_TOP, O_HOLDOUT, O_K, O_REPEATS, O_NO_RANKER, O_RANKER_STEPS, O_DELTAS, O_MIN_EPOCHS,
-    O_ZERO_SHOT, O_HELP
+    O_ZERO_SHOT, O_RANKER_MEMBERS, O_HELP
 };
 
 static const struct option all_opts[] = {
@@ -114,7 +116,8 @@ static const struct option all_opts[] = {
     { "k", required_argument, 0, O_K },               { "repeats", required_argument, 0, O_REPEATS },
     { "no-ranker", no_argument, 0, O_NO_RANKER },     { "ranker-steps", required_argument, 0, O_RANKER_STEPS },
     { "deltas", required_argument, 0, O_DELTAS },     { "min-epochs", required_argument, 0, O_MIN_EPOCHS },
-    { "zero-shot", required_argument, 0, O_ZERO_SHOT }, { "help", no_argument, 0, O_HELP },
+    { "zero-shot", required_argument, 0, O_ZERO_SHOT }, { "ranker-members", required_argument, 0, O_RANKER_MEMBERS },
+    { "help", no_argument, 0, O_HELP },
     { 0, 0, 0, 0 },
 };
 
@@ -174,6 +177,9 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         }
         case O_NO_RANKER: o->no_ranker = 1; break;
         case O_RANKER_STEPS: rc = cli_long("--ranker-steps", optarg, 1, 10000000, &o->ranker_steps, e); break;
+        case O_RANKER_MEMBERS:
+            rc = cli_long("--ranker-members", optarg, 1, RANKER_MAX_MEMBERS, &o->ranker_members, e);
+            break;
         case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
         case O_DELTAS: {
             char **ds;
@@ -274,6 +280,8 @@ static int fit_ranker(const CurveSet *cs, const Opts *o, const char *use, int *m
     ranker_config_default(&c, cs->sp->token_len, cs->sp->vocab, 1);
     if (o->ranker_steps)
         c.steps = (int)o->ranker_steps;
+    if (o->ranker_members)
+        c.members = (int)o->ranker_members;
     c.seed = (uint64_t)o->seed;
     *log = (RankLog){ quiet, 0, 0 };
     if ((rc = ranker_new(r, &c, e)))
@@ -342,7 +350,7 @@ out:
 static int cmd_fit(int argc, char **argv, XErr *e)
 {
     static const int allowed[] = { O_SPACE, O_SOURCES, O_TARGET, O_PROTOCOL, O_EPOCHS, O_ENSEMBLE,
-                                   O_SEED,  O_MIN_RUNS, O_JSON, O_NO_RANKER, O_RANKER_STEPS, 0 };
+                                   O_SEED,  O_MIN_RUNS, O_JSON, O_NO_RANKER, O_RANKER_STEPS, O_RANKER_MEMBERS, 0 };
     Opts o;
     Store st;
     MetaSet ms;
@@ -1116,6 +1124,64 @@ static int sim_prob(void *ctx, int run, int best, double *p, XErr *e)
     return XE_OK;
 }
 
+/* eval's "how early the curves tell": for k = 1 .. maxep, the Spearman of
+ * the accuracy after epoch k with the final one, and of the ranker's score
+ * of the runs cut after epoch k (all against T's best run, T unseen); runs
+ * of fewer than k epochs are left out. */
+static int eval_epoch_spearman(const Ranker *r, const Opts *o, int n, const RankerRun *runs, int maxep, XErr *e)
+{
+    RankerRun *cut = malloc((size_t)n * sizeof *cut);
+    double *acc = malloc((size_t)n * sizeof *acc), *fin = malloc((size_t)n * sizeof *fin);
+    double *sc = malloc((size_t)n * sizeof *sc), (*rho)[2] = malloc((size_t)maxep * sizeof *rho);
+    float *s = malloc((size_t)n * sizeof *s);
+    int rc = XE_OK, best = 0;
+    if (!cut || !acc || !fin || !sc || !rho || !s) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
+        goto out;
+    }
+    for (int i = 1; i < n; i++)
+        if (runs[i].final > runs[best].final)
+            best = i;
+    for (int k = 1; k <= maxep; k++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (runs[i].epochs >= k) {
+                cut[m] = runs[i];
+                cut[m].dataset = -1;
+                cut[m].epochs = k;
+                cut[m].ref = runs[best].curve;
+                cut[m].ref_epochs = runs[best].epochs;
+                acc[m] = runs[i].curve[k - 1];
+                fin[m++] = runs[i].final;
+            }
+        if ((rc = ranker_score(r, m, cut, s, e)))
+            goto out;
+        for (int i = 0; i < m; i++)
+            sc[i] = s[i];
+        rho[k - 1][0] = m >= 2 ? rank_spearman(acc, fin, m) : NAN;
+        rho[k - 1][1] = m >= 2 ? rank_spearman(sc, fin, m) : NAN;
+        if (o->json)
+            printf("{\"holdout\":\"%s\",\"method\":\"epoch-spearman\",\"epoch\":%d,\"curve\":%.4f,\"ranker\":%.4f,"
+                   "\"runs\":%d}\n",
+                   o->holdout, k, rho[k - 1][0], rho[k - 1][1], m);
+    }
+    if (!o->json) {
+        printf("\nhow early the curves tell: Spearman with the final accuracy of the accuracy after epoch k (curve)\n"
+               "and of the ranker's score of the runs cut there (against the best run)\n%-8s", "epoch");
+        for (int k = 1; k <= maxep; k++)
+            printf(" %5d", k);
+        for (int w = 0; w < 2; w++) {
+            printf("\n%-8s", w ? "ranker" : "curve");
+            for (int k = 1; k <= maxep; k++)
+                printf(" %5.2f", rho[k - 1][w]);
+        }
+        printf("\n");
+    }
+out:
+    free(cut), free(acc), free(fin), free(sc), free(rho), free(s);
+    return rc;
+}
+
 /* eval's early-termination rows: T's stored curves (3 epochs or more)
  * trained one after another in R seeded orders, stopped by a ranker fitted
  * on the other tasks' curves at each delta, and by the curve-below-best
@@ -1212,6 +1278,8 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
             printf("%-16s %7s %9.2fx %10.3f %7.1f%% %11.3f\n", method, d < o->ndeltas ? delta : "-",
                    res[d][0].time_saved, res[d][0].regret, 100 * res[d][0].stopped, res[d][1].regret);
     }
+    if ((rc = eval_epoch_spearman(r, o, nh, sp.runs, sp.maxep, e)))
+        goto out;
     fprintf(stderr, "%s: early termination of '%s' took %.1f s\n", tool, o->holdout, xfer_clock() - t0);
 out:
     ranker_free(r);
@@ -1225,7 +1293,7 @@ static int cmd_eval(int argc, char **argv, XErr *e)
 {
     static const int allowed[] = { O_SPACE,  O_PROTOCOL, O_HOLDOUT,    O_K,         O_REPEATS,        O_EPOCHS,
                                    O_SEED,   O_JSON,     O_MIN_RUNS,   O_NO_RANKER, O_RANKER_STEPS,   O_DELTAS,
-                                   O_MIN_EPOCHS, 0 };
+                                   O_MIN_EPOCHS, O_RANKER_MEMBERS, 0 };
     Opts o;
     Store st;
     MetaSet ms;

@@ -218,10 +218,11 @@ int models_add_ranker(Store *st, const char *space, const Ranker *r, const json_
     const RankerConfig *c = ranker_config(r);
     void *blob = NULL;
     size_t len = 0;
-    json_t *cfg = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:i,s:I}", "embed", c->embed, "arch_hidden",
-                            c->arch_hidden, "curve_dim", c->curve_dim, "curve_hidden", c->curve_hidden, "ds_embed",
-                            c->ds_embed, "mlp", c->mlp, "mlp_depth", c->mlp_depth, "token_len", c->token_len, "lr",
-                            (double)c->lr, "steps", c->steps, "batch", c->batch, "seed", (json_int_t)c->seed);
+    json_t *cfg = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:i,s:i,s:i,s:I}", "embed", c->embed,
+                            "arch_hidden", c->arch_hidden, "curve_dim", c->curve_dim, "curve_hidden", c->curve_hidden,
+                            "ds_embed", c->ds_embed, "mlp", c->mlp, "mlp_depth", c->mlp_depth, "token_len",
+                            c->token_len, "curve_scale", (double)c->curve_scale, "lr", (double)c->lr, "steps",
+                            c->steps, "batch", c->batch, "members", c->members, "seed", (json_int_t)c->seed);
     int rc = ranker_save(r, &blob, &len, e);
     if (!rc)
         rc = models_insert(st, "ranker", space, fitted, cfg, blob, len, id, e);

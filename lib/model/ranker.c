@@ -16,7 +16,7 @@ struct Ranker {
     RankerConfig cfg;
     int nds;
     int fitted;
-    TParams ps;
+    TParams ps[RANKER_MAX_MEMBERS]; /* a member's parameters; the layers below index any of them alike */
     SeqEncoder enc;     /* arch tokens -> code */
     Lstm curve;         /* curve_dim -> curve_hidden */
     Embedding ds;       /* (nds, ds_embed) */
@@ -41,6 +41,7 @@ void ranker_config_default(RankerConfig *c, int token_len, int vocab, int curve_
         .clip = 5.0f,
         .steps = 2000,
         .batch = 64,
+        .members = 1,
         .seed = 1,
     };
 }
@@ -72,7 +73,8 @@ int ranker_config_check(const RankerConfig *c, XErr *e)
         (rc = range_f("curve_scale", c->curve_scale, 1e-6f, 1e6f, e)) ||
         (rc = range_f("lr", c->lr, 1e-9f, 10.0f, e)) || (rc = range_f("wd", c->wd, 0.0f, 10.0f, e)) ||
         (rc = range_f("clip", c->clip, 0.0f, 1e9f, e)) || (rc = range_i("steps", c->steps, 1, 10000000, e)) ||
-        (rc = range_i("batch", c->batch, 1, 65536, e)))
+        (rc = range_i("batch", c->batch, 1, 65536, e)) ||
+        (rc = range_i("members", c->members, 1, RANKER_MAX_MEMBERS, e)))
         return rc;
     return XE_OK;
 }
@@ -85,26 +87,35 @@ static size_t param_count(const RankerConfig *c, int nds)
     size_t enc = V * E + E * 4 * A + A * 4 * A + 4 * A;
     size_t curve = (size_t)c->curve_dim * 4 * C + C * 4 * C + 4 * C;
     size_t head = c->mlp_depth ? in * M + M + (size_t)(c->mlp_depth - 1) * (M * M + M) + M + 1 : in + 1;
-    return enc + curve + (size_t)nds * D + head;
+    return (enc + curve + (size_t)nds * D + head) * (size_t)c->members;
 }
 
-/* Fresh layers for nds datasets from the config's seed. */
+/* Member m's seed: the config's for member 0, then spread out. */
+static uint64_t member_seed(const RankerConfig *c, int m)
+{
+    return c->seed + (uint64_t)m * RANKER_MEMBER_SEED_STEP;
+}
+
+/* Fresh layers for nds datasets, each member from its own seed. */
 static int build(Ranker *r, int nds, XErr *e)
 {
     const RankerConfig *c = &r->cfg;
     Rng g;
     int rc;
-    tparams_release(&r->ps);
     r->fitted = 0;
     r->nds = nds;
-    rng_seed(&g, c->seed * 0x9e3779b97f4a7c15ull + 1);
-    if ((rc = seq_encoder_init(&r->enc, &r->ps, c->vocab, c->token_len, c->embed, c->arch_hidden, SEQ_CODE_MEAN, &g,
-                               e)) ||
-        (rc = lstm_init(&r->curve, &r->ps, c->curve_dim, c->curve_hidden, &g, e)) ||
-        (rc = embedding_init(&r->ds, &r->ps, nds, c->ds_embed, &g, e)) ||
-        (rc = mlp_init(&r->head, &r->ps, c->arch_hidden + c->curve_hidden + c->ds_embed, c->mlp, c->mlp_depth, 1,
-                       &g, e)))
-        return rc;
+    for (int m = 0; m < c->members; m++) {
+        tparams_release(&r->ps[m]);
+        tparams_init(&r->ps[m]);
+        rng_seed(&g, member_seed(c, m) * 0x9e3779b97f4a7c15ull + 1);
+        if ((rc = seq_encoder_init(&r->enc, &r->ps[m], c->vocab, c->token_len, c->embed, c->arch_hidden,
+                                   SEQ_CODE_MEAN, &g, e)) ||
+            (rc = lstm_init(&r->curve, &r->ps[m], c->curve_dim, c->curve_hidden, &g, e)) ||
+            (rc = embedding_init(&r->ds, &r->ps[m], nds, c->ds_embed, &g, e)) ||
+            (rc = mlp_init(&r->head, &r->ps[m], c->arch_hidden + c->curve_hidden + c->ds_embed, c->mlp, c->mlp_depth,
+                           1, &g, e)))
+            return rc;
+    }
     return XE_OK;
 }
 
@@ -118,7 +129,8 @@ int ranker_new(Ranker **out, const RankerConfig *c, XErr *e)
     if (!r)
         return xerr_set(e, XE_FAIL, "out of memory for a ranker");
     r->cfg = *c;
-    tparams_init(&r->ps);
+    for (int m = 0; m < RANKER_MAX_MEMBERS; m++)
+        tparams_init(&r->ps[m]);
     *out = r;
     return XE_OK;
 }
@@ -127,7 +139,8 @@ void ranker_free(Ranker *r)
 {
     if (!r)
         return;
-    tparams_release(&r->ps);
+    for (int m = 0; m < RANKER_MAX_MEMBERS; m++)
+        tparams_release(&r->ps[m]);
     free(r);
 }
 
@@ -143,8 +156,8 @@ int ranker_ndatasets(const Ranker *r)
 
 /* ---- the score network ---- */
 
-/* Scores (B, 1) of runs rows[0..B), each cut at len[i] epochs. */
-static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, const int *len)
+/* Member ps's scores (B, 1) of runs rows[0..B), each cut at len[i] epochs. */
+static TVar score_rows(Tape *t, Ranker *r, TParams *ps, int B, const RankerRun *const *rows, const int *len)
 {
     const RankerConfig *c = &r->cfg;
     int L = c->token_len, cd = c->curve_dim, H = c->curve_hidden, T = 0, unknown = 0;
@@ -160,7 +173,7 @@ static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, 
         if (len[i] > T)
             T = len[i];
     }
-    code = seq_encode(t, &r->ps, &r->enc, tokens, B, 0, NULL);
+    code = seq_encode(t, ps, &r->enc, tokens, B, 0, NULL);
 
     /* The curves step-major (T * B, curve_dim), zero past each run's end;
      * the state of a run is its hidden state after its last epoch. */
@@ -174,12 +187,12 @@ static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, 
             for (int j = 0; j < cd; j++)
                 xv[((size_t)k * B + i) * cd + j] = (v[j] - ref[j]) * c->curve_scale;
         }
-    zx = lstm_input_gates(t, &r->ps, &r->curve, x);
+    zx = lstm_input_gates(t, ps, &r->curve, x);
     for (int k = 0; k < T; k++) {
         TVar mask;
         float *mv;
         int ends = 0;
-        lstm_step(t, &r->ps, &r->curve, tape_slice_rows(t, zx, k * B, B), &h, &cell);
+        lstm_step(t, ps, &r->curve, tape_slice_rows(t, zx, k * B, B), &h, &cell);
         for (int i = 0; i < B; i++)
             ends |= len[i] == k + 1;
         if (!ends)
@@ -195,7 +208,7 @@ static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, 
         state = state == TAPE_NONE ? mask : tape_add(t, state, mask);
     }
 
-    demb = embedding_forward(t, &r->ps, &r->ds, ds, B);
+    demb = embedding_forward(t, ps, &r->ds, ds, B);
     if (unknown) {
         /* unseen datasets: the mean embedding, through 0/1 row masks */
         TVar ones = tape_input(t, B, 1, NULL, 0), known = tape_input(t, B, c->ds_embed, NULL, 0);
@@ -210,13 +223,13 @@ static TVar score_rows(Tape *t, Ranker *r, int B, const RankerRun *const *rows, 
                 uv[(size_t)i * c->ds_embed + j] = rows[i]->dataset < 0;
             }
         }
-        mean = tape_matmul(t, ones, tape_mean_rows(t, tape_param(t, &r->ps, r->ds.table)), 0, 0);
+        mean = tape_matmul(t, ones, tape_mean_rows(t, tape_param(t, ps, r->ds.table)), 0, 0);
         demb = tape_add(t, tape_mul(t, demb, known), tape_mul(t, mean, other));
     }
     parts[0] = code;
     parts[1] = state;
     parts[2] = demb;
-    return mlp_forward(t, &r->ps, &r->head, tape_concat_cols(t, parts, 3), 0, NULL);
+    return mlp_forward(t, ps, &r->head, tape_concat_cols(t, parts, 3), 0, NULL);
 }
 
 /* ---- checks ---- */
@@ -304,7 +317,10 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
     }
     if ((rc = build(r, ndatasets, e)) || (rc = tape_new(&t, e)))
         goto cleanup;
-    rng_seed(&g, c->seed * 0x9e3779b97f4a7c15ull + 2);
+    /* the members one after another, each on its own draw of pairs */
+    for (int m = 0, win = 0; m < c->members; m++) {
+    TParams *ps = &r->ps[m];
+    rng_seed(&g, member_seed(c, m) * 0x9e3779b97f4a7c15ull + 2);
     for (int step = 0; step < c->steps; step++) {
         TAdam o = tadam_default(c->lr * 0.5f * (1.0f + cosf(3.14159265f * (float)step / (float)c->steps)), c->wd);
         TVar s, loss;
@@ -332,17 +348,17 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
                                runs[i].final > runs[j].final ? 1.0f : runs[i].final < runs[j].final ? 0.0f : 0.5f};
         }
         tape_reset(t);
-        s = score_rows(t, r, B, rows, len);
+        s = score_rows(t, r, ps, B, rows, len);
         loss = tape_pairwise_logistic(t, s, pairs, c->batch);
-        tparams_zero_grad(&r->ps);
+        tparams_zero_grad(ps);
         if ((rc = tape_backward(t, loss, NULL, e)))
             goto cleanup;
         if (!isfinite(tape_value(t, loss)[0])) {
-            rc = xerr_set(e, XE_FAIL, "ranker fit: diverged at step %d", step + 1);
+            rc = xerr_set(e, XE_FAIL, "ranker fit: member %d diverged at step %d", m + 1, step + 1);
             goto cleanup;
         }
-        tparams_clip_grad(&r->ps, c->clip);
-        tparams_adam(&r->ps, &o);
+        tparams_clip_grad(ps, c->clip);
+        tparams_adam(ps, &o);
         sv = tape_value(t, s);
         loss_sum += tape_value(t, loss)[0];
         for (int k = 0; k < c->batch; k++)
@@ -350,15 +366,18 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
                 acc_sum += (sv[2 * k] > sv[2 * k + 1]) == (pairs[k].label == 1.0f);
                 acc_n++;
             }
+        win++;
         if (every > 0 && ((step + 1) % every == 0 || step + 1 == c->steps)) {
             if ((rc = xerr_check_interrupt(e)))
                 goto cleanup;
-            if (fn && (rc = fn(ctx, step + 1, c->steps, loss_sum / ((step % every) + 1), acc_n ? acc_sum / acc_n : 0,
-                               e)))
+            if (fn && (rc = fn(ctx, m * c->steps + step + 1, c->members * c->steps, loss_sum / win,
+                               acc_n ? acc_sum / acc_n : 0, e)))
                 goto cleanup;
             loss_sum = acc_sum = 0;
             acc_n = 0;
+            win = 0;
         }
+    }
     }
     r->fitted = 1;
 cleanup:
@@ -382,6 +401,7 @@ int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, X
     Ranker *rw = (Ranker *)r; /* only read: the tape's parameters are frozen */
     const RankerRun **rows = NULL;
     int *len = NULL, rc = XE_OK;
+    double *sum = NULL;
     Tape *t = NULL;
     if (!r->fitted)
         return xerr_set(e, XE_FAIL, "ranker: not fitted");
@@ -392,7 +412,8 @@ int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, X
         return XE_OK;
     rows = malloc(RANKER_EVAL_BATCH * sizeof *rows);
     len = malloc(RANKER_EVAL_BATCH * sizeof *len);
-    if (!rows || !len) {
+    sum = malloc(RANKER_EVAL_BATCH * sizeof *sum);
+    if (!rows || !len || !sum) {
         rc = xerr_set(e, XE_FAIL, "out of memory for scoring");
         goto cleanup;
     }
@@ -405,17 +426,27 @@ int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, X
         for (int i = 0; i < B; i++) {
             rows[i] = &runs[b0 + i];
             len[i] = runs[b0 + i].epochs;
+            sum[i] = 0;
         }
-        tape_reset(t);
-        s = score_rows(t, rw, B, rows, len);
-        if ((rc = tape_status(t, e)))
-            goto cleanup;
-        memcpy(scores + b0, tape_value(t, s), (size_t)B * sizeof *scores);
+        /* the ensemble's score: the mean of its members' */
+        for (int m = 0; m < r->cfg.members; m++) {
+            const float *sv;
+            tape_reset(t);
+            s = score_rows(t, rw, &rw->ps[m], B, rows, len);
+            if ((rc = tape_status(t, e)))
+                goto cleanup;
+            sv = tape_value(t, s);
+            for (int i = 0; i < B; i++)
+                sum[i] += sv[i];
+        }
+        for (int i = 0; i < B; i++)
+            scores[b0 + i] = (float)(sum[i] / r->cfg.members);
     }
 cleanup:
     tape_free(t);
     free(rows);
     free(len);
+    free(sum);
     return rc;
 }
 
@@ -462,36 +493,41 @@ out:
 /* ---- blob ---- */
 
 #define RANKER_MAGIC "XFERRANK"
-#define RANKER_FORMAT 2
-/* magic, version, datasets, 11 ints, 4 floats, seed, param count; then the
- * parameters and the CRC-32 */
-#define RANKER_HEADER (8 + 4 + 4 + 11 * 4 + 4 * 4 + 8 + 8)
+#define RANKER_FORMAT 3
+/* magic, version, datasets, the config's ints (12; 11 in format 2, which
+ * has one member), 4 floats, seed, param count; then the parameters,
+ * member after member, and the CRC-32 */
+#define RANKER_NINTS(version) ((version) >= 3 ? 12 : 11)
+#define RANKER_HEADER(version) (8 + 4 + 4 + RANKER_NINTS(version) * 4 + 4 * 4 + 8 + 8)
 
 int ranker_save(const Ranker *r, void **buf, size_t *len, XErr *e)
 {
     const RankerConfig *c = &r->cfg;
-    int ints[11] = {c->token_len, c->vocab,  c->embed, c->arch_hidden, c->curve_dim, c->curve_hidden,
-                    c->ds_embed,  c->mlp,    c->mlp_depth, c->steps,  c->batch};
+    int ints[12] = {c->token_len, c->vocab,  c->embed, c->arch_hidden, c->curve_dim, c->curve_hidden,
+                    c->ds_embed,  c->mlp,    c->mlp_depth, c->steps,  c->batch, c->members};
     float floats[4] = {c->curve_scale, c->lr, c->wd, c->clip};
-    size_t total;
+    size_t total, np = 0;
     unsigned char *b, *p;
     if (!r->fitted)
         return xerr_set(e, XE_FAIL, "ranker: not fitted");
-    total = RANKER_HEADER + r->ps.size * 4 + 4;
+    for (int m = 0; m < c->members; m++)
+        np += r->ps[m].size;
+    total = RANKER_HEADER(RANKER_FORMAT) + np * 4 + 4;
     b = malloc(total);
     if (!b)
         return xerr_set(e, XE_FAIL, "out of memory for a %zu-byte ranker blob", total);
     memcpy(b, RANKER_MAGIC, 8);
     p = blob_put_u32(b + 8, RANKER_FORMAT);
     p = blob_put_u32(p, (uint32_t)r->nds);
-    for (int i = 0; i < 11; i++)
+    for (int i = 0; i < 12; i++)
         p = blob_put_u32(p, (uint32_t)ints[i]);
     for (int i = 0; i < 4; i++)
         p = blob_put_f32(p, floats[i]);
     p = blob_put_u64(p, c->seed);
-    p = blob_put_u64(p, (uint64_t)r->ps.size);
-    for (size_t i = 0; i < r->ps.size; i++)
-        p = blob_put_f32(p, r->ps.val[i]);
+    p = blob_put_u64(p, (uint64_t)np);
+    for (int m = 0; m < c->members; m++)
+        for (size_t i = 0; i < r->ps[m].size; i++)
+            p = blob_put_f32(p, r->ps[m].val[i]);
     blob_put_u32(p, (uint32_t)crc32(0L, b, (uInt)(total - 4)));
     *buf = b;
     *len = total;
@@ -505,19 +541,22 @@ int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
     Ranker *r = NULL;
     uint32_t version, nds;
     uint64_t np;
-    size_t want;
-    int rc, *ints[11];
+    size_t want, have = 0;
+    int rc, *ints[12];
     if (len < 8 || memcmp(b, RANKER_MAGIC, 8) != 0)
         return xerr_set(e, XE_FAIL, "ranker model: not a ranker blob (no \"" RANKER_MAGIC "\" magic)");
-    if (len < RANKER_HEADER)
-        return xerr_set(e, XE_FAIL, "ranker model: truncated: %zu bytes, the header alone is %d", len, RANKER_HEADER);
+    if (len < 12)
+        return xerr_set(e, XE_FAIL, "ranker model: truncated: %zu bytes", len);
     p = b + 8;
     version = blob_get_u32(&p);
-    if (version != RANKER_FORMAT)
+    if (version != 2 && version != RANKER_FORMAT)
         return xerr_set(e, XE_FAIL,
-                        "ranker model: format version %u is not supported (this build reads %d): refit it with"
-                        " xfer-predict fit",
+                        "ranker model: format version %u is not supported (this build reads 2 and %d): refit it"
+                        " with xfer-predict fit",
                         version, RANKER_FORMAT);
+    if (len < (size_t)RANKER_HEADER(version))
+        return xerr_set(e, XE_FAIL, "ranker model: truncated: %zu bytes, the header alone is %d", len,
+                        RANKER_HEADER(version));
     nds = blob_get_u32(&p);
     memset(&c, 0, sizeof c);
     ints[0] = &c.token_len;
@@ -531,7 +570,9 @@ int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
     ints[8] = &c.mlp_depth;
     ints[9] = &c.steps;
     ints[10] = &c.batch;
-    for (int i = 0; i < 11; i++)
+    ints[11] = &c.members;
+    c.members = 1; /* format 2: one member */
+    for (int i = 0; i < RANKER_NINTS(version); i++)
         *ints[i] = (int)blob_get_u32(&p);
     c.curve_scale = blob_get_f32(&p);
     c.lr = blob_get_f32(&p);
@@ -548,7 +589,7 @@ int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
     if (np != param_count(&c, (int)nds))
         return xerr_set(e, XE_FAIL, "ranker model: %llu parameters, its config needs %zu", (unsigned long long)np,
                         param_count(&c, (int)nds));
-    want = RANKER_HEADER + np * 4 + 4;
+    want = RANKER_HEADER(version) + np * 4 + 4;
     if (len != want)
         return xerr_set(e, XE_FAIL, "ranker model: %s: expected %zu bytes, got %zu",
                         len < want ? "truncated" : "trailing bytes", want, len);
@@ -556,13 +597,16 @@ int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e)
         return xerr_set(e, XE_FAIL, "ranker model: corrupt (CRC-32 mismatch)");
     if ((rc = ranker_new(&r, &c, e)) || (rc = build(r, (int)nds, e)))
         goto fail;
-    if (r->ps.size != np) {
-        rc = xerr_set(e, XE_FAIL, "ranker model: layout of %zu parameters, expected %llu", r->ps.size,
+    for (int m = 0; m < c.members; m++)
+        have += r->ps[m].size;
+    if (have != np) {
+        rc = xerr_set(e, XE_FAIL, "ranker model: layout of %zu parameters, expected %llu", have,
                       (unsigned long long)np);
         goto fail;
     }
-    for (size_t i = 0; i < np; i++)
-        r->ps.val[i] = blob_get_f32(&p);
+    for (int m = 0; m < c.members; m++)
+        for (size_t i = 0; i < r->ps[m].size; i++)
+            r->ps[m].val[i] = blob_get_f32(&p);
     r->fitted = 1;
     *out = r;
     return XE_OK;

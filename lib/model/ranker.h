@@ -31,6 +31,11 @@
 
 #include "core/err.h"
 
+#define RANKER_MAX_MEMBERS 16
+/* Member m of an ensemble is fitted and scores exactly as a one-member
+ * ranker of seed + m * RANKER_MEMBER_SEED_STEP would. */
+#define RANKER_MEMBER_SEED_STEP 0x632be59bd9b4e019ull
+
 typedef struct RankerConfig {
     int token_len, vocab;    /* the space's encoding */
     int embed, arch_hidden;  /* token embedding, arch LSTM width */
@@ -41,12 +46,14 @@ typedef struct RankerConfig {
     int mlp, mlp_depth;      /* the score MLP */
     float lr, wd, clip;      /* Adam, cosine decay over the steps */
     int steps, batch;        /* training steps of `batch` pairs */
+    int members;             /* an ensemble: members fitted alike from their own seeds; the score is their mean */
     uint64_t seed;
 } RankerConfig;
 
 /* embed 16, arch_hidden 32, curve_dim as given, curve_hidden 16,
  * ds_embed 8, curve_scale 20, MLP 2 x 64, lr 1e-2, wd 1e-4, clip 5, 2000 steps of 64
- * pairs, seed 1. */
+ * pairs, one member, seed 1. (Three members gave no better early
+ * termination on the project's meta-dataset: bench/RESULTS.md.) */
 void ranker_config_default(RankerConfig *c, int token_len, int vocab, int curve_dim);
 int ranker_config_check(const RankerConfig *c, XErr *e);
 
@@ -80,8 +87,9 @@ int ranker_ndatasets(const Ranker *r);
 typedef int (*RankerStepFn)(void *ctx, int step, int steps, double loss, double acc, XErr *e);
 
 /* Fits from scratch on runs of ndatasets datasets (datasets 0 .. ndatasets-1,
- * each with at least two runs for pairs to come from). fn (may be NULL) is
- * called every `every` steps. */
+ * each with at least two runs for pairs to come from), member after member.
+ * fn (may be NULL) is called every `every` steps of a member, with steps
+ * counted over all members. */
 int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, RankerStepFn fn, int every, void *ctx,
                XErr *e);
 
@@ -97,8 +105,8 @@ int ranker_prob_beats_each(const Ranker *r, const RankerRun *run, const RankerRu
 
 /* A versioned blob ("XFERRANK", format version, config, dataset count,
  * parameters, CRC-32), checked on load as xfer_load checks its own.
- * Format 2 (curve_scale, relative curves); format 1 blobs are refused with
- * a request to refit. */
+ * Format 3 (members); format 2 (curve_scale, relative curves) loads as one
+ * member; format 1 blobs are refused with a request to refit. */
 int ranker_save(const Ranker *r, void **buf, size_t *len, XErr *e);
 int ranker_load(Ranker **out, const void *buf, size_t len, XErr *e);
 

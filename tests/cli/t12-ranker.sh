@@ -44,6 +44,19 @@ expect_eq "$(sql "SELECT kind, json_extract(fitted_on, '\$.protocol'), json_extr
     FROM models WHERE id = 3")" "ranker|synthetic|240|6|4|syn3|3" "stored ranker"
 grep -q '"ranker":{"datasets":\[{"epochs":6,"index":0,"name":"syn0","runs":60},.*"model":3,' "$out" && ok ||
     bad "ranker in the fit summary"
+# an ensemble of rankers: its member count in the stored config, and
+# curves reads it back; a count out of range is a usage error
+run ingest --db "$T/m2.db" runs "$T/runs.jsonl"
+run predict --db "$T/m2.db" fit --space nb201 --epochs 5 --ranker-steps 100 --ranker-members 2
+expect_rc 0
+expect_eq "$(sqlite3 "$T/m2.db" "SELECT json_extract(config, '\$.members') FROM models WHERE kind = 'ranker'")" 2 \
+    "members in the stored config"
+run predict --db "$T/m2.db" curves --dataset syn3
+expect_rc 0
+expect_eq "$(grep -c '"p_beats_best":' "$out")" 60 "curves from a two-member ranker"
+run predict --db "$T/m2.db" fit --space nb201 --ranker-members 17
+expect_rc 2
+expect_err_line "xfer-predict: --ranker-members: '17' is not an integer in 1..16"
 # curves shorter than 3 epochs: no ranker, said on stderr
 run ingest --db "$T/short.db" runs "$T/runs.jsonl"
 sqlite3 "$T/short.db" "DELETE FROM curves WHERE epoch > 2"
@@ -65,6 +78,14 @@ expect_eq "$(grep -c '^{"holdout":"syn3","method":"ranker","delta":[0-9.e-]*,"ti
 grep -q '^{"holdout":"syn3","method":"curve-below-best","delta":null,"time_saved":' "$out" && ok || bad "baseline row"
 awk -F'"time_saved":' '/"method":"ranker"/ { split($2, a, ","); if (a[1] < 1) b = 1; n++ } END { exit b || n != 7 }' "$out" &&
     ok || bad "time saved below 1x"
+# how early the curves tell: a line per epoch (6); the fixture's curves
+# foretell the final accuracy from the start: the curve's Spearman is above
+# 0.99 at every epoch, and the ranker's above 0.9
+expect_eq "$(grep -c '^{"holdout":"syn3","method":"epoch-spearman","epoch":[1-6],"curve":[-0-9.]*,"ranker":[-0-9.]*,"runs":60}$' "$out")" 6 \
+    "epoch-spearman rows"
+awk -F'"curve":|"ranker":' '/"epoch-spearman"/ { split($2, a, ","); split($3, r, ",")
+    if (a[1] < 0.99 || r[1] < 0.9) b = 1 } END { exit b }' "$out" && ok ||
+    bad "the curve's Spearman below 0.99 or the ranker's below 0.9"
 pr eval --holdout syn3 --k 0 --epochs 5 --ranker-steps 400 --repeats 2 --deltas 0 --json
 expect_rc 0
 grep -q '"method":"ranker","delta":0,"time_saved":1.000,"regret":0.0000,"stopped":0.0000,' "$out" && ok ||

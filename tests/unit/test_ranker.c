@@ -22,6 +22,8 @@
 #include "core/rng.h"
 #include "model/ranker.h"
 
+#include <zlib.h>
+
 #define L 6
 #define V 5
 #define NDS 3
@@ -328,7 +330,7 @@ static void test_ranker_save_load(void **state)
     memcpy(bad, buf, len);
     bad[8] = 7;
     xerr_clear(&e);
-    unit_expect_error(ranker_load(&back, bad, len, &e), &e, "format version 7 is not supported (this build reads 2)");
+    unit_expect_error(ranker_load(&back, bad, len, &e), &e, "format version 7 is not supported (this build reads 2 and 3)");
     memcpy(bad, buf, len);
     bad[len - 10] ^= 1;
     xerr_clear(&e);
@@ -336,6 +338,67 @@ static void test_ranker_save_load(void **state)
     assert_null(back);
     free(bad);
     free(buf);
+}
+
+/* An ensemble's score is the mean of its members', each fitted as the
+ * one-member ranker of its seed; it survives the blob; a format-2 blob
+ * (no member count) loads as one member. */
+static void test_ranker_members(void **state)
+{
+    RankerConfig c = test_config(), c1;
+    Ranker *ens, *one[2], *back;
+    Synth *s = synth();
+    float se[NDS * NTEST], s1[2][NDS * NTEST], sb[NDS * NTEST];
+    unsigned char *buf, *old;
+    size_t len;
+    XErr e = {0};
+    c.steps = 150;
+    c.members = 2;
+    assert_int_equal(ranker_new(&ens, &c, &e), XE_OK);
+    assert_int_equal(ranker_fit(ens, NDS, NDS * NTRAIN, s->train, NULL, 0, NULL, &e), XE_OK);
+    assert_int_equal(ranker_score(ens, NDS * NTEST, s->test, se, &e), XE_OK);
+    for (int m = 0; m < 2; m++) {
+        c1 = c;
+        c1.members = 1;
+        c1.seed = c.seed + (uint64_t)m * RANKER_MEMBER_SEED_STEP;
+        assert_int_equal(ranker_new(&one[m], &c1, &e), XE_OK);
+        assert_int_equal(ranker_fit(one[m], NDS, NDS * NTRAIN, s->train, NULL, 0, NULL, &e), XE_OK);
+        assert_int_equal(ranker_score(one[m], NDS * NTEST, s->test, s1[m], &e), XE_OK);
+    }
+    for (int i = 0; i < NDS * NTEST; i++)
+        assert_float_equal(se[i], 0.5f * (s1[0][i] + s1[1][i]), 1e-5f);
+    assert_true(memcmp(s1[0], s1[1], sizeof s1[0]) != 0); /* the members differ */
+
+    assert_int_equal(ranker_save(ens, (void **)&buf, &len, &e), XE_OK);
+    assert_int_equal(ranker_load(&back, buf, len, &e), XE_OK);
+    assert_int_equal(ranker_config(back)->members, 2);
+    assert_int_equal(ranker_score(back, NDS * NTEST, s->test, sb, &e), XE_OK);
+    assert_memory_equal(se, sb, sizeof se);
+    ranker_free(back);
+    free(buf);
+
+    /* format 2: version 2 and no member count (the 12th int, at byte 60) */
+    assert_int_equal(ranker_save(one[1], (void **)&buf, &len, &e), XE_OK);
+    old = malloc(len - 4);
+    assert_non_null(old);
+    memcpy(old, buf, 60);
+    memcpy(old + 60, buf + 64, len - 64);
+    old[8] = 2;
+    {
+        uint32_t crc = (uint32_t)crc32(0L, old, (uInt)(len - 8));
+        for (int k = 0; k < 4; k++)
+            old[len - 8 + k] = (unsigned char)(crc >> (8 * k));
+    }
+    assert_int_equal(ranker_load(&back, old, len - 4, &e), XE_OK);
+    assert_int_equal(ranker_config(back)->members, 1);
+    assert_int_equal(ranker_score(back, NDS * NTEST, s->test, sb, &e), XE_OK);
+    assert_memory_equal(s1[1], sb, sizeof sb);
+    ranker_free(back);
+    free(old);
+    free(buf);
+    ranker_free(ens);
+    ranker_free(one[0]);
+    ranker_free(one[1]);
 }
 
 static void test_ranker_deterministic(void **state)
@@ -427,6 +490,7 @@ const struct CMUnitTest test_ranker_tests[] = {
     cmocka_unit_test(test_ranker_relative_curve),
     cmocka_unit_test(test_ranker_reads_curve_of_unseen_dataset),
     cmocka_unit_test(test_ranker_save_load),
+    cmocka_unit_test(test_ranker_members),
     cmocka_unit_test(test_ranker_deterministic),
     cmocka_unit_test(test_ranker_bad_input),
 };
