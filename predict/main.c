@@ -87,6 +87,22 @@ static int usage_error(XErr *e, const char *what)
 
 /* ---- options ---- */
 
+/* A comma list of at most 16 values in lo..hi into li (integers) or, when
+ * li is NULL, d (numbers); *n their count. */
+static int parse_list(const char *opt, const char *arg, double lo, double hi, long *li, double *d, int *n, XErr *e)
+{
+    char **v;
+    int rc;
+    if ((rc = cli_split(opt, arg, &v, n, e)))
+        return rc;
+    if (*n > 16)
+        rc = xerr_set(e, XE_USAGE, "%s: at most 16 values", opt);
+    for (int i = 0; !rc && i < *n; i++)
+        rc = li ? cli_long(opt, v[i], (long)lo, (long)hi, &li[i], e) : cli_double(opt, v[i], lo, hi, &d[i], e);
+    cli_free_list(v, *n);
+    return rc;
+}
+
 typedef struct Opts {
     const char *space, *target, *protocol, *dataset, *holdout, *zero_shot;
     char **sources;
@@ -162,38 +178,14 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
         case O_TOP: rc = cli_long("--top", optarg, 1, 1L << 30, &o->top, e); break;
         case O_HOLDOUT: o->holdout = optarg; break;
         case O_REPEATS: rc = cli_long("--repeats", optarg, 1, 1000, &o->repeats, e); break;
-        case O_K: {
-            char **ks;
-            int n;
-            if ((rc = cli_split("--k", optarg, &ks, &n, e)))
-                break;
-            if (n > 16)
-                rc = xerr_set(e, XE_USAGE, "--k: at most 16 values");
-            for (int i = 0; !rc && i < n; i++)
-                rc = cli_long("--k", ks[i], 0, 1L << 20, &o->ks[i], e);
-            o->nks = n;
-            cli_free_list(ks, n);
-            break;
-        }
+        case O_K: rc = parse_list("--k", optarg, 0, 1L << 20, o->ks, NULL, &o->nks, e); break;
         case O_NO_RANKER: o->no_ranker = 1; break;
         case O_RANKER_STEPS: rc = cli_long("--ranker-steps", optarg, 1, 10000000, &o->ranker_steps, e); break;
         case O_RANKER_MEMBERS:
             rc = cli_long("--ranker-members", optarg, 1, RANKER_MAX_MEMBERS, &o->ranker_members, e);
             break;
         case O_MIN_EPOCHS: rc = cli_long("--min-epochs", optarg, 1, 100000, &o->min_epochs, e); break;
-        case O_DELTAS: {
-            char **ds;
-            int n;
-            if ((rc = cli_split("--deltas", optarg, &ds, &n, e)))
-                break;
-            if (n > 16)
-                rc = xerr_set(e, XE_USAGE, "--deltas: at most 16 values");
-            for (int i = 0; !rc && i < n; i++)
-                rc = cli_double("--deltas", ds[i], 0, 1, &o->deltas[i], e);
-            o->ndeltas = n;
-            cli_free_list(ds, n);
-            break;
-        }
+        case O_DELTAS: rc = parse_list("--deltas", optarg, 0, 1, NULL, o->deltas, &o->ndeltas, e); break;
         case O_ZERO_SHOT:
             if (strcmp(optarg, "gu") && strcmp(optarg, "weighted"))
                 rc = xerr_set(e, XE_USAGE, "--zero-shot: '%s' is not gu or weighted", optarg);

@@ -90,6 +90,16 @@ pr eval --holdout syn3 --k 0 --epochs 5 --ranker-steps 400 --repeats 2 --deltas 
 expect_rc 0
 grep -q '"method":"ranker","delta":0,"time_saved":1.000,"regret":0.0000,"stopped":0.0000,' "$out" && ok ||
     bad "delta 0 stops something"
+# list options: each value checked, at most 16 of them
+pr eval --holdout syn3 --k 0,x
+expect_rc 2
+expect_err_line "xfer-predict: --k: 'x' is not an integer in 0..1048576"
+pr eval --holdout syn3 --deltas 0.1,2
+expect_rc 2
+expect_err_line "xfer-predict: --deltas: '2' is not a number in 0..1"
+pr eval --holdout syn3 --deltas 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0
+expect_rc 2
+expect_err_line "xfer-predict: --deltas: at most 16 values"
 pr eval --holdout syn3 --k 0 --epochs 5 --ranker-steps 400 --repeats 1 --deltas 0.05
 expect_rc 0
 grep -q "^early termination: 60 runs of 'syn3'" "$out" && grep -q '^ranker  *0.05  *[0-9.]*x ' "$out" && ok ||
