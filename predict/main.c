@@ -1232,10 +1232,7 @@ static int eval_ranker(Store *st, const MetaSet *ms, const Opts *o, XErr *e)
         rng_seed(&g, (uint64_t)o->seed * 7919u + (uint64_t)rep + 17);
         for (int i = 0; i < nh; i++)
             order[i] = i;
-        for (int i = nh - 1; i > 0; i--) {
-            int j = (int)rng_below(&g, (uint64_t)i + 1), t = order[i];
-            order[i] = order[j], order[j] = t;
-        }
+        rng_shuffle_u32(&g, (uint32_t *)order, (uint32_t)nh);
         for (int d = 0; d <= o->ndeltas; d++) {
             SimResult one;
             if ((rc = early_stop_simulate(nh, sim, order, d < o->ndeltas ? SIM_RANKER : SIM_CURVE,
@@ -1356,8 +1353,11 @@ static int cmd_eval(int argc, char **argv, XErr *e)
         goto out;
     }
     for (int ki = 0; ki < o.nks; ki++)
-        if (!o.ks[ki] && (rc = eval_weights(&st, &ms, h, map, xfer_ntasks(base), wm, e)))
-            goto out;
+        if (!o.ks[ki]) {
+            if ((rc = eval_weights(&st, &ms, h, map, xfer_ntasks(base), wm, e)))
+                goto out;
+            break;
+        }
 
     for (int ki = 0; !rc && ki < o.nks; ki++) {
         int k = (int)o.ks[ki], reps = k ? (int)o.repeats : 1;

@@ -962,12 +962,18 @@ static int cmd_slurm(int argc, char **argv, XErr *e)
         rc = xerr_set(e, XE_USAGE, "--space: unknown space '%s' (valid: %s)", o.space, space_list());
     if (rc || (rc = store_open(&st, db_path, 0, e)))
         goto out;
-    db = realpath(st.path, NULL);
-    exe = realpath("/proc/self/exe", NULL);
-    dir = o.shared ? slurm_absolute(o.shared) : db ? slurm_default_dir(db, o.dataset) : NULL;
-    local = o.local ? slurm_absolute(o.local) : NULL;
-    if (!db || !exe || !dir || (o.local && !local) || !al.seen) {
+    if (!(db = realpath(st.path, NULL)) || !(exe = realpath("/proc/self/exe", NULL))) {
         rc = xerr_set(e, XE_FAIL, "'%s': %s", !db ? st.path : "/proc/self/exe", strerror(errno));
+        goto out;
+    }
+    dir = o.shared ? slurm_absolute(o.shared) : slurm_default_dir(db, o.dataset);
+    local = o.local ? slurm_absolute(o.local) : NULL;
+    if (!dir || (o.local && !local)) {
+        rc = xerr_set(e, XE_FAIL, "'%s': %s", !dir ? (o.shared ? o.shared : db) : o.local, strerror(errno));
+        goto out;
+    }
+    if (!al.seen) {
+        rc = xerr_set(e, XE_FAIL, "out of memory");
         goto out;
     }
     s = (SlurmSpec){ exe, db, o.dataset, o.protocol, o.sets, o.nsets, o.seeds, (int)o.tasks, (int)o.gpus,

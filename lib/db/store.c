@@ -203,23 +203,32 @@ int store_arch_id(Store *st, const char *space, const char *arch, const char *ha
     return rc;
 }
 
-int store_protocol_id(Store *st, const char *name, const char *recipe_json, int64_t *id,
-                      XErr *e)
+int store_recipe_hash(const char *recipe_json, char **canon, char hash[65], XErr *e)
 {
     json_error_t jerr;
     json_t *recipe = json_loads(recipe_json, 0, &jerr);
+    if (!recipe || !json_is_object(recipe)) {
+        json_decref(recipe);
+        return xerr_set(e, XE_FAIL, "recipe is not a JSON object");
+    }
+    *canon = json_dumps(recipe, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(recipe);
+    if (!*canon)
+        return xerr_set(e, XE_FAIL, "out of memory");
+    sha256_hex(*canon, strlen(*canon), hash);
+    return XE_OK;
+}
+
+int store_protocol_id(Store *st, const char *name, const char *recipe_json, int64_t *id,
+                      XErr *e)
+{
     char *canon = NULL, hash[65];
     sqlite3_stmt *q = NULL;
     int rc;
-    if (!recipe || !json_is_object(recipe)) {
-        json_decref(recipe);
-        return xerr_set(e, XE_FAIL, "protocol '%s': recipe is not a JSON object", name);
+    if (store_recipe_hash(recipe_json, &canon, hash, e)) {
+        xerr_prefix(e, "protocol '%s': ", name);
+        return e->code;
     }
-    canon = json_dumps(recipe, JSON_SORT_KEYS | JSON_COMPACT);
-    json_decref(recipe);
-    if (!canon)
-        return xerr_set(e, XE_FAIL, "out of memory");
-    sha256_hex(canon, strlen(canon), hash);
     rc = store_prepare(st, &q,
                        "INSERT INTO protocols (name, hash, recipe) VALUES (?1, ?2, ?3) "
                        "ON CONFLICT (hash) DO UPDATE SET hash = hash RETURNING id",

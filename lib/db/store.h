@@ -42,6 +42,9 @@ char *store_data_dir(const Store *st);
 /* Finds or adds; ids out. */
 int store_arch_id(Store *st, const char *space, const char *arch, const char *hash,
                   int64_t *id, XErr *e);
+/* A protocol recipe (a JSON object) canonicalised (sorted keys, compact;
+ * *canon, caller frees) and its SHA-256 hex: the protocols table's hash. */
+int store_recipe_hash(const char *recipe_json, char **canon, char hash[65], XErr *e);
 /* recipe: a JSON object; it is canonicalised (sorted keys) and hashed. */
 int store_protocol_id(Store *st, const char *name, const char *recipe_json, int64_t *id,
                       XErr *e);

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/hash.h"
 #include "meta/meta.h"
 
 extern char **environ;
@@ -168,7 +167,7 @@ static const char *last_line(char *text)
 
 int slurm_check_submit(const SlurmSpec *s, XErr *e)
 {
-    char out[8192], err[2048], *list, *tok, *save = NULL;
+    char out[8192], err[sizeof out], *list, *tok, *save = NULL; /* capture fills each up to one size */
     int status, rc = XE_OK;
     if (!on_path("sbatch"))
         return xerr_set(e, XE_FAIL,
@@ -707,22 +706,18 @@ static int protocol_hash(const SlurmSpec *s, char hash[65], XErr *e)
 {
     Protocol p;
     char *json, *canon = NULL;
-    json_t *j;
+    int rc;
     if (protocol_preset(s->protocol, &p, e))
         return e->code;
     for (int i = 0; i < s->nsets; i++)
         if (protocol_set(&p, s->sets[i], e))
             return e->code;
-    if ((json = protocol_json(&p)) && (j = json_loads(json, 0, NULL))) {
-        canon = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
-        json_decref(j);
-    }
-    free(json);
-    if (!canon)
+    if (!(json = protocol_json(&p)))
         return xerr_set(e, XE_FAIL, "out of memory");
-    sha256_hex(canon, strlen(canon), hash);
+    rc = store_recipe_hash(json, &canon, hash, e);
+    free(json);
     free(canon);
-    return XE_OK;
+    return rc;
 }
 
 int slurm_drop_finished(Store *st, const SlurmSpec *s, char **archs, long *narchs, long *dropped, XErr *e)

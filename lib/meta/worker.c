@@ -133,8 +133,7 @@ typedef struct Job {
     const Progress *pg;
     int start;      /* the epoch it resumed from */
     double *book;   /* bookkeeping seconds (WorkStats.book) */
-    int stop_epoch; /* the epoch the stop hook ended it at (0: none) */
-    char why[256];  /* and why */
+    char why[256];  /* why the stop hook ended it */
 } Job;
 
 static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
@@ -160,7 +159,6 @@ static int on_epoch(void *ctx, const Net *net, const EpochPoint *p, XErr *e)
     }
     if (!rc && stop) {
         *j->book += xfer_clock() - t;
-        j->stop_epoch = p->epoch;
         return WORK_STOPPED;
     }
     if (!rc && p->epoch < j->epochs)
@@ -265,7 +263,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     TaskFile t = { 0 };
     Net net = { 0 };
     Heart heart;
-    Job j = { st, c, o, &heart, ri, NULL, -1, 0, xfer_clock(), pg, 0, book, 0, "" };
+    Job j = { st, c, o, &heart, ri, NULL, -1, 0, xfer_clock(), pg, 0, book, "" };
     SpaceCost cost = { 0, 0 };
     double mean[4], std[4], test_acc = -1;
     char *task = NULL, *ckpt = NULL, *dir = NULL;

@@ -176,28 +176,29 @@ int curveset_fit(const CurveSet *cs, const char *use, int *map, Ranker *r, Ranke
                  XErr *e)
 {
     RankerRun *runs = malloc((size_t)(cs->n ? cs->n : 1) * sizeof *runs);
+    int *idx = malloc((size_t)(cs->ntasks ? cs->ntasks : 1) * sizeof *idx); /* task -> embedding index, -1 */
     int n = 0, nds = 0, rc;
-    if (!runs)
+    if (!runs || !idx) {
+        free(runs);
+        free(idx);
         return xerr_set(e, XE_FAIL, "out of memory");
+    }
     for (int t = 0; t < cs->ntasks; t++) {
-        int k = !use || use[t] ? nds++ : -1;
+        idx[t] = !use || use[t] ? nds++ : -1;
         if (map)
-            map[t] = k;
+            map[t] = idx[t];
     }
-    for (int i = 0; i < cs->n; i++) {
-        int t = cs->runs[i].dataset, k = 0;
-        if (use && !use[t])
-            continue;
-        for (int u = 0; u < t; u++)
-            k += !use || use[u];
-        runs[n] = cs->runs[i];
-        runs[n++].dataset = k;
-    }
+    for (int i = 0; i < cs->n; i++)
+        if (idx[cs->runs[i].dataset] >= 0) {
+            runs[n] = cs->runs[i];
+            runs[n++].dataset = idx[cs->runs[i].dataset];
+        }
     if (!nds)
         rc = xerr_set(e, XE_FAIL, "ranker fit: no task to fit on");
     else
         rc = ranker_fit(r, nds, n, runs, fn, every, ctx, e);
     free(runs);
+    free(idx);
     return rc;
 }
 

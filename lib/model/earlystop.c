@@ -54,7 +54,7 @@ int early_stop_prob(EarlyStop *es, Store *st, const char *dataset, int64_t datas
     if ((rc = ranker_score(es->sr.r, 1, &run, &s, e)))
         return rc;
     v->have = 1;
-    v->p = 1.0 / (1.0 + exp(-((double)s - es->best_score)));
+    v->p = ranker_p(s, es->best_score);
     v->best_run = es->best.id;
     v->best_acc = es->best.acc;
     return XE_OK;
@@ -79,6 +79,8 @@ int early_stop_work(void *ctx, Store *st, const RunInfo *ri, int epoch, int epoc
     }
     if ((rc = curve_read(st, ri->id, &curve, &n, e)))
         return rc;
+    if (n > epoch) /* the decision is the one at `epoch` */
+        n = epoch;
     /* a curve without validation accuracies cannot be ranked: it trains on */
     if (n >= 1 && !(rc = early_stop_prob(es, st, ri->dataset, ri->dataset_id, ri->protocol_id, es->tokens, curve,
                                          n, &v, e)) &&

@@ -318,66 +318,64 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
     if ((rc = build(r, ndatasets, e)) || (rc = tape_new(&t, e)))
         goto cleanup;
     /* the members one after another, each on its own draw of pairs */
-    for (int m = 0, win = 0; m < c->members; m++) {
-    TParams *ps = &r->ps[m];
-    rng_seed(&g, member_seed(c, m) * 0x9e3779b97f4a7c15ull + 2);
-    for (int step = 0; step < c->steps; step++) {
-        TAdam o = tadam_default(c->lr * 0.5f * (1.0f + cosf(3.14159265f * (float)step / (float)c->steps)), c->wd);
-        TVar s, loss;
-        const float *sv;
-        for (int k = 0; k < c->batch; k++) {
-            int i = eligible[rng_below(&g, (uint64_t)neligible)], d = runs[i].dataset;
-            int j = byds[start[d] + (int)rng_below(&g, (uint64_t)count[d] - 1)];
-            if (j == i) /* the other runs of d: skip i by taking the last one in its place */
-                j = byds[start[d] + count[d] - 1];
-            /* both against the dataset's best run; half the pairs with the
-             * mean dataset embedding (as an unseen dataset) */
-            int unseen = rng_below(&g, 2) == 0;
-            pair_rows[2 * k] = runs[i];
-            pair_rows[2 * k + 1] = runs[j];
-            for (int q = 2 * k; q <= 2 * k + 1; q++) {
-                pair_rows[q].ref = runs[top[d]].curve;
-                pair_rows[q].ref_epochs = runs[top[d]].epochs;
-                if (unseen)
-                    pair_rows[q].dataset = -1;
-                rows[q] = &pair_rows[q];
+    for (int m = 0; m < c->members; m++) {
+        TParams *ps = &r->ps[m];
+        rng_seed(&g, member_seed(c, m) * 0x9e3779b97f4a7c15ull + 2);
+        for (int step = 0; step < c->steps; step++) {
+            TAdam o = tadam_default(c->lr * 0.5f * (1.0f + cosf(3.14159265f * (float)step / (float)c->steps)), c->wd);
+            TVar s, loss;
+            const float *sv;
+            for (int k = 0; k < c->batch; k++) {
+                int i = eligible[rng_below(&g, (uint64_t)neligible)], d = runs[i].dataset;
+                int j = byds[start[d] + (int)rng_below(&g, (uint64_t)count[d] - 1)];
+                if (j == i) /* the other runs of d: skip i by taking the last one in its place */
+                    j = byds[start[d] + count[d] - 1];
+                /* both against the dataset's best run; half the pairs with the
+                 * mean dataset embedding (as an unseen dataset) */
+                int unseen = rng_below(&g, 2) == 0;
+                pair_rows[2 * k] = runs[i];
+                pair_rows[2 * k + 1] = runs[j];
+                for (int q = 2 * k; q <= 2 * k + 1; q++) {
+                    pair_rows[q].ref = runs[top[d]].curve;
+                    pair_rows[q].ref_epochs = runs[top[d]].epochs;
+                    if (unseen)
+                        pair_rows[q].dataset = -1;
+                    rows[q] = &pair_rows[q];
+                }
+                len[2 * k] = 1 + (int)rng_below(&g, (uint64_t)runs[i].epochs);
+                len[2 * k + 1] = 1 + (int)rng_below(&g, (uint64_t)runs[j].epochs);
+                pairs[k] = (TPair){2 * k, 2 * k + 1,
+                                   runs[i].final > runs[j].final ? 1.0f : runs[i].final < runs[j].final ? 0.0f : 0.5f};
             }
-            len[2 * k] = 1 + (int)rng_below(&g, (uint64_t)runs[i].epochs);
-            len[2 * k + 1] = 1 + (int)rng_below(&g, (uint64_t)runs[j].epochs);
-            pairs[k] = (TPair){2 * k, 2 * k + 1,
-                               runs[i].final > runs[j].final ? 1.0f : runs[i].final < runs[j].final ? 0.0f : 0.5f};
-        }
-        tape_reset(t);
-        s = score_rows(t, r, ps, B, rows, len);
-        loss = tape_pairwise_logistic(t, s, pairs, c->batch);
-        tparams_zero_grad(ps);
-        if ((rc = tape_backward(t, loss, NULL, e)))
-            goto cleanup;
-        if (!isfinite(tape_value(t, loss)[0])) {
-            rc = xerr_set(e, XE_FAIL, "ranker fit: member %d diverged at step %d", m + 1, step + 1);
-            goto cleanup;
-        }
-        tparams_clip_grad(ps, c->clip);
-        tparams_adam(ps, &o);
-        sv = tape_value(t, s);
-        loss_sum += tape_value(t, loss)[0];
-        for (int k = 0; k < c->batch; k++)
-            if (pairs[k].label != 0.5f) {
-                acc_sum += (sv[2 * k] > sv[2 * k + 1]) == (pairs[k].label == 1.0f);
-                acc_n++;
+            tape_reset(t);
+            s = score_rows(t, r, ps, B, rows, len);
+            loss = tape_pairwise_logistic(t, s, pairs, c->batch);
+            tparams_zero_grad(ps);
+            if ((rc = tape_backward(t, loss, NULL, e)))
+                goto cleanup;
+            if (!isfinite(tape_value(t, loss)[0])) {
+                rc = xerr_set(e, XE_FAIL, "ranker fit: member %d diverged at step %d", m + 1, step + 1);
+                goto cleanup;
             }
-        win++;
-        if (every > 0 && ((step + 1) % every == 0 || step + 1 == c->steps)) {
-            if ((rc = xerr_check_interrupt(e)))
-                goto cleanup;
-            if (fn && (rc = fn(ctx, m * c->steps + step + 1, c->members * c->steps, loss_sum / win,
-                               acc_n ? acc_sum / acc_n : 0, e)))
-                goto cleanup;
-            loss_sum = acc_sum = 0;
-            acc_n = 0;
-            win = 0;
+            tparams_clip_grad(ps, c->clip);
+            tparams_adam(ps, &o);
+            sv = tape_value(t, s);
+            loss_sum += tape_value(t, loss)[0];
+            for (int k = 0; k < c->batch; k++)
+                if (pairs[k].label != 0.5f) {
+                    acc_sum += (sv[2 * k] > sv[2 * k + 1]) == (pairs[k].label == 1.0f);
+                    acc_n++;
+                }
+            if (every > 0 && ((step + 1) % every == 0 || step + 1 == c->steps)) {
+                if ((rc = xerr_check_interrupt(e)))
+                    goto cleanup;
+                if (fn && (rc = fn(ctx, m * c->steps + step + 1, c->members * c->steps, loss_sum / ((step % every) + 1),
+                                   acc_n ? acc_sum / acc_n : 0, e)))
+                    goto cleanup;
+                loss_sum = acc_sum = 0;
+                acc_n = 0;
+            }
         }
-    }
     }
     r->fitted = 1;
 cleanup:
@@ -450,6 +448,11 @@ cleanup:
     return rc;
 }
 
+double ranker_p(float s, float s_best)
+{
+    return 1.0 / (1.0 + exp(-((double)s - s_best)));
+}
+
 int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *best, double *p, XErr *e)
 {
     RankerRun both[2] = {*run, *best};
@@ -459,7 +462,7 @@ int ranker_prob_beats(const Ranker *r, const RankerRun *run, const RankerRun *be
     int rc;
     if ((rc = ranker_score(r, 2, both, s, e)))
         return rc;
-    *p = 1.0 / (1.0 + exp(-((double)s[0] - s[1])));
+    *p = ranker_p(s[0], s[1]);
     return XE_OK;
 }
 
@@ -483,7 +486,7 @@ int ranker_prob_beats_each(const Ranker *r, const RankerRun *run, const RankerRu
     if ((rc = ranker_score(r, n + 1, rows, s, e)))
         goto out;
     for (int k = 0; k < n; k++)
-        p[k] = 1.0 / (1.0 + exp(-((double)s[k] - s[n])));
+        p[k] = ranker_p(s[k], s[n]);
 out:
     free(rows);
     free(s);

@@ -10,7 +10,8 @@
  * cross-entropy on pairs of runs of the same dataset drawn from stored
  * curves, each cut at a random length: label 1 when the first run's final
  * score is higher, 0 when lower, 1/2 on ties. Early termination asks
- * ranker_prob_beats(run so far, best run) and stops the run when it is low.
+ * p(run so far beats the best run) (ranker_prob_beats, or ranker_p of
+ * their scores) and stops the run when it is low.
  *
  * The curve enters relative to a reference curve of the same dataset,
  * (curve - reference) * curve_scale epoch by epoch: accuracies of tasks of
@@ -95,6 +96,8 @@ int ranker_fit(Ranker *r, int ndatasets, int nruns, const RankerRun *runs, Ranke
 
 /* Scores s of n runs at the epochs they hold. */
 int ranker_score(const Ranker *r, int n, const RankerRun *runs, float *scores, XErr *e);
+/* sigmoid(s - s_best): p(a run of score s beats one of score s_best). */
+double ranker_p(float s, float s_best);
 /* p(run beats best) = sigmoid(s(run) - s(best)), each at the epochs it
  * holds (best usually complete), both with best's curve as the reference
  * (their own ref is not read). */

@@ -12,6 +12,7 @@ export BIN FX GEN TOP
 "$GEN" "$FX" || { echo "cli: generating fixtures failed"; exit 1; }
 pass=0
 fail=0
+ran=0
 for t in "$top"/tests/cli/t*.sh; do
     name=$(basename "$t" .sh)
     if [ $# -gt 0 ]; then
@@ -21,6 +22,7 @@ for t in "$top"/tests/cli/t*.sh; do
         done
         [ $pick -eq 1 ] || continue
     fi
+    ran=$((ran + 1))
     T=$work/$name
     mkdir -p "$T"
     (cd "$T" && T=$T name=$name sh -c ". '$top/tests/cli/lib.sh'; . '$t'; finish")
@@ -35,5 +37,9 @@ for t in "$top"/tests/cli/t*.sh; do
     fail=$((fail + f))
 done
 rm -rf "$work"
+if [ $ran -eq 0 ]; then
+    echo "cli: no script matches: $*"
+    exit 1
+fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -54,6 +54,15 @@ expect_eq "$(sqlite3 "$T/m2.db" "SELECT json_extract(config, '\$.members') FROM 
 run predict --db "$T/m2.db" curves --dataset syn3
 expect_rc 0
 expect_eq "$(grep -c '"p_beats_best":' "$out")" 60 "curves from a two-member ranker"
+p2=$(sed 's/.*"p_beats_best":\([^,}]*\).*/\1/' "$out")
+# the second member counts: one member of the same seed answers otherwise
+run predict --db "$T/m2.db" fit --space nb201 --epochs 5 --ranker-steps 100 --ranker-members 1
+expect_rc 0
+run predict --db "$T/m2.db" curves --dataset syn3
+expect_rc 0
+expect_eq "$(grep -c '"p_beats_best":' "$out")" 60 "curves from a one-member ranker"
+[ "$(sed 's/.*"p_beats_best":\([^,}]*\).*/\1/' "$out")" != "$p2" ] && ok ||
+    bad "two members answer as one"
 run predict --db "$T/m2.db" fit --space nb201 --ranker-members 17
 expect_rc 2
 expect_err_line "xfer-predict: --ranker-members: '17' is not an integer in 1..16"

@@ -180,8 +180,9 @@ static void test_curve_read_and_best(void **state)
     curveset_free(&cs);
 }
 
-/* The ranker learns from a and b; the hook stops a bad run, keeps a good
- * one, and decides nothing before min_epochs or at the last epoch. */
+/* The ranker learns from a and b; the hook stops a bad run on its curve
+ * so far, keeps it under a delta below its p, and decides nothing before
+ * min_epochs or at the last epoch. */
 static void test_early_stop_work(void **state)
 {
     Fix *f = *state;
@@ -230,11 +231,34 @@ static void test_early_stop_work(void **state)
     assert_int_equal(early_stop_work(&es, &f->st, &ri, 2, 3, &stop, why, sizeof why, &e), XE_OK);
     assert_int_equal(stop, 1);
     assert_non_null(strstr(why, "at epoch 2 of 3"));
-    /* the conv cell against itself: p = 1/2, not below 0.5 */
-    ri.id = run_of(f, CONV3, "a");
-    ri.arch = CONV3;
-    assert_int_equal(early_stop_work(&es, &f->st, &ri, 2, 3, &stop, why, sizeof why, &e), XE_OK);
-    assert_int_equal(stop, 0);
+    {
+        /* the p it gives is the ranker's for the curve cut after epoch 2
+         * (the store holds all 3) against the conv cell's whole curve */
+        static const float pool2[2] = { 0.45f, 0.48f }, conv[3] = { 0.5f, 0.7f, 0.9f };
+        int tp[32], tc[32];
+        SpaceArch a;
+        RankerRun run = { stored_ranker_dataset(&es.sr, "a"), tp, pool2, 2, 0, NULL, 0 };
+        RankerRun best = { run.dataset, tc, conv, 3, 0, NULL, 0 };
+        double want, got, whole;
+        const char *at = strstr(why, ") = ");
+        assert_int_equal(space_nb201.parse(POOLS, &a, &e), XE_OK);
+        space_nb201.encode(&a, tp);
+        assert_int_equal(space_nb201.parse(CONV3, &a, &e), XE_OK);
+        space_nb201.encode(&a, tc);
+        assert_non_null(at);
+        assert_int_equal(sscanf(at, ") = %lf", &got), 1);
+        assert_int_equal(ranker_prob_beats(es.sr.r, &run, &best, &want, &e), XE_OK);
+        assert_float_equal(got, want, 1e-3 * want);
+        run.curve = (const float[3]){ 0.45f, 0.48f, 0.5f };
+        run.epochs = 3;
+        assert_int_equal(ranker_prob_beats(es.sr.r, &run, &best, &whole, &e), XE_OK);
+        assert_true(fabs(whole - want) > 1e-3 * want); /* the cut matters */
+        /* a delta below that p keeps the same run */
+        early_stop_close(&es);
+        assert_int_equal(early_stop_open(&es, &f->st, "nb201", 0, want / 2, 2, &e), XE_OK);
+        assert_int_equal(early_stop_work(&es, &f->st, &ri, 2, 3, &stop, why, sizeof why, &e), XE_OK);
+        assert_int_equal(stop, 0);
+    }
     early_stop_close(&es);
     curveset_free(&cs);
 }

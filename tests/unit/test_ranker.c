@@ -182,7 +182,6 @@ static void test_ranker_prob_beats(void **state)
     assert_int_equal(ranker_prob_beats(rk, &a, &b, &pab, &e), XE_OK);
     assert_int_equal(ranker_prob_beats(rk, &b, &a, &pba, &e), XE_OK);
     assert_int_equal(ranker_prob_beats(rk, &a, &a, &paa, &e), XE_OK);
-    assert_true(pab > 0 && pab < 1 && pba > 0 && pba < 1);
     assert_true(paa == 0.5);
     /* both scored against b's curve (p(b beats a) takes a's: the two need
      * not sum to 1) */
@@ -191,6 +190,10 @@ static void test_ranker_prob_beats(void **state)
     both[0].ref_epochs = both[1].ref_epochs = b.epochs;
     assert_int_equal(ranker_score(rk, 2, both, sc, &e), XE_OK);
     assert_true(fabs(pab - 1.0 / (1.0 + exp(-((double)sc[0] - sc[1])))) < 1e-12);
+    both[0].ref = both[1].ref = a.curve;
+    both[0].ref_epochs = both[1].ref_epochs = a.epochs;
+    assert_int_equal(ranker_score(rk, 2, both, sc, &e), XE_OK);
+    assert_true(fabs(pba - 1.0 / (1.0 + exp(-((double)sc[1] - sc[0])))) < 1e-12);
     /* each cut of a against b, as ranker_prob_beats for that cut */
     {
         double each[EPOCHS], one;
@@ -202,11 +205,15 @@ static void test_ranker_prob_beats(void **state)
             assert_true(fabs(each[k - 1] - one) < 1e-6);
         }
     }
-    /* an unseen dataset scores too */
+    /* an unseen dataset scores too: against the mean embedding */
     u = b;
     u.dataset = -1;
     assert_int_equal(ranker_prob_beats(rk, &a, &u, &pab, &e), XE_OK);
-    assert_true(pab > 0 && pab < 1);
+    both[0] = a, both[1] = u;
+    both[0].ref = both[1].ref = b.curve;
+    both[0].ref_epochs = both[1].ref_epochs = b.epochs;
+    assert_int_equal(ranker_score(rk, 2, both, sc, &e), XE_OK);
+    assert_true(fabs(pab - 1.0 / (1.0 + exp(-((double)sc[0] - sc[1])))) < 1e-12);
 }
 
 /* The curve enters relative to the reference: lifting a run's curve and
