@@ -483,12 +483,12 @@ typedef struct Scorer {
  * uniform. */
 static void say_weights(const char *dataset, unsigned used, int n, const char *const *names, const double *w)
 {
-    char feats[128];
+    char feats[256];
     int shown = 0;
     if (!used) {
         fprintf(stderr,
-                "%s: '%s': no meta-feature (classes, height, width, channels, n_train) is recorded for it and every"
-                " source with different values among them: uniform weights over the sources\n",
+                "%s: '%s': no meta-feature (classes, height, width, channels, n_train, probes) is recorded for it and"
+                " every source with different values among them: uniform weights over the sources\n",
                 tool, dataset);
         return;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/cli.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/rng.h"
 #include "db/store.h"
@@ -50,6 +51,12 @@ static const char usage[] =
     "      grad_norm, snip, zen, params, flops) of the protocol's network, stored\n"
     "      per arch, dataset, protocol and seed (0 .. K-1); one JSON line per arch\n"
     "      with a \"proxies\" object; stored scores are read, not recomputed\n"
+    "  probe --dataset NAME [--device D] [--threads T]\n"
+    "      meta-features of the dataset for similarity-weighted zero-shot\n"
+    "      transfer (xfer-predict): the validation accuracy of four fixed probe\n"
+    "      cells (conv3, conv1, pool, skip) after 3 epochs of the cheap macro;\n"
+    "      stored in the dataset's meta and exported with its runs; one JSON\n"
+    "      line; stored probes are read, not retrained\n"
     "  status [--json]           planned, running, done, failed per dataset and\n"
     "                            protocol, throughput and time left\n"
     "  merge SHARD... [--into DB]  merge shard databases (idempotent)\n"
@@ -854,6 +861,74 @@ out:
     return rc < 0 ? XE_OK : rc;
 }
 
+/* ---- probes ---- */
+
+static int cmd_probe(int argc, char **argv, XErr *e)
+{
+    static const int allowed[] = { O_DATASET, O_THREADS, O_DEVICE, 0 };
+    Opts o;
+    Store st;
+    TaskFile t = { 0 };
+    const NnBackend *be = NULL;
+    const char *used = "";
+    char *task = NULL, hash[13], *text;
+    double acc[PROBE_COUNT], mean[4], std[4], t0 = xfer_clock();
+    int64_t did = 0;
+    int have = 0, rc = parse_opts(argc, argv, "probe", allowed, &o, e);
+    json_t *j;
+    if (rc)
+        goto out;
+    if (optind < argc) {
+        rc = usage_error(e, "probe: unexpected argument");
+        goto out;
+    }
+    if ((rc = probe_recipe(hash, e)) || (rc = store_open(&st, db_path, 0, e)))
+        goto out;
+    if (!(rc = dataset_of(&st, &o, &did, e)) && (have = probe_read(&st, did, acc, e)) < 0)
+        rc = e->code;
+    if (!rc && !have) {
+        XErr te = { 0 };
+        if ((rc = meta_dataset_task(&st, did, &task, mean, std, &te)))
+            rc = strstr(te.msg, "no stored task")
+                     ? xerr_set(e, XE_FAIL,
+                                "dataset '%s' has no stored task (imported runs only): probes train on its images"
+                                " ('xfer-ingest add'); an export of its runs carries the probes it had",
+                                o.dataset)
+                     : (*e = te, rc);
+        else if (!(rc = taskfile_open(&t, task, e)) && (rc = nn_device_open(o.w.device, o.w.threads, &be, &used, e)))
+            xerr_prefix(e, "--device %s: ", o.w.device);
+        xfer_catch_signals();
+        for (int k = 0; !rc && k < PROBE_COUNT; k++) {
+            if ((rc = probe_train(&t, mean, std, be, k, &acc[k], e)))
+                xerr_prefix(e, "dataset '%s': ", o.dataset);
+            else
+                fprintf(stderr, "%s: '%s': probe %s: valid_acc %.4f\n", tool, o.dataset, probe_names[k], acc[k]);
+        }
+        if (!rc)
+            rc = probe_store(&st, did, acc, e);
+    }
+    if (!rc) {
+        j = json_pack("{s:s,s:{s:s},s:b,s:f}", "dataset", o.dataset, "probes", "recipe", hash, "stored", have,
+                      "seconds", xfer_clock() - t0);
+        for (int k = 0; j && k < PROBE_COUNT; k++)
+            json_object_set_new(json_object_get(j, "probes"), probe_names[k], json_real(acc[k]));
+        text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+        json_decref(j);
+        if (!text)
+            rc = xerr_set(e, XE_FAIL, "out of memory");
+        else
+            puts(text);
+        free(text);
+    }
+    if (t.map)
+        taskfile_close(&t);
+    store_close(&st);
+out:
+    free(task);
+    free(o.sets);
+    return rc < 0 ? XE_OK : rc;
+}
+
 /* ---- export ---- */
 
 static int cmd_export(int argc, char **argv, XErr *e)
@@ -1037,7 +1112,7 @@ out:
 
 static const CliCommand commands[] = {
     { "plan", cmd_plan }, { "work", cmd_work }, { "run", cmd_run }, { "status", cmd_status }, { "merge", cmd_merge },
-    { "proxies", cmd_proxies }, { "export", cmd_export }, { "slurm", cmd_slurm },
+    { "proxies", cmd_proxies }, { "probe", cmd_probe }, { "export", cmd_export }, { "slurm", cmd_slurm },
 };
 
 int main(int argc, char **argv)

@@ -10,6 +10,7 @@
 #include "core/stream.h"
 #include "data/import.h"
 #include "db/store.h"
+#include "meta/meta.h"
 #include "space/space.h"
 
 typedef struct Ctx {
@@ -106,6 +107,35 @@ static int put_curve(Ctx *c, int64_t run, json_t *curve)
     return rc;
 }
 
+/* A virtual dataset takes the probe accuracies (xfer-train-meta probe) its
+ * runs' records carry, where it has none yet. */
+static int set_dataset_probes(Ctx *c, int64_t id, json_t *probes)
+{
+    sqlite3_stmt *q;
+    XErr pe = { 0 };
+    char *text;
+    int rc;
+    if (!probes)
+        return XE_OK;
+    if (probe_check(probes, &pe))
+        return bad(c, "dataset_info: %s", pe.msg);
+    if (!(text = json_dumps(probes, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9))))
+        return xerr_set(c->e, XE_FAIL, "out of memory");
+    if ((rc = store_prepare(c->st, &q,
+                            "UPDATE datasets SET meta = json_set(CASE WHEN json_valid(meta) THEN meta ELSE '{}' END,"
+                            " '$.probes', json(?2)) WHERE id = ?1 AND kind = 'virtual'"
+                            " AND (NOT json_valid(meta) OR json_extract(meta, '$.probes') IS NULL)",
+                            c->e)) == XE_OK) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_text(q, 2, text, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            rc = store_fail(c->st, c->e, "recording a dataset's probes");
+        sqlite3_finalize(q);
+    }
+    free(text);
+    return rc;
+}
+
 /* A virtual dataset takes the shape, classes and split sizes its runs'
  * records carry (xfer-train-meta export), where it has none yet: the
  * meta-features the predictors weigh source tasks by. */
@@ -132,7 +162,26 @@ static int set_dataset_info(Ctx *c, int64_t id, json_t *di)
         }
         sqlite3_finalize(q);
     }
-    return XE_OK;
+    return set_dataset_probes(c, id, json_object_get(di, "probes"));
+}
+
+/* A record's protocol_hash (a prefix of at least 12 digits, as export
+ * writes it) must be its recipe's: a recipe rewritten on the way (a JSON
+ * tool that prints 0.0 as 0 changes the canonical form) would otherwise
+ * land as another protocol, apart from its siblings. */
+static int check_protocol_hash(Ctx *c, const char *recipe, const char *given)
+{
+    char *canon = NULL, hash[65];
+    size_t n = strlen(given);
+    if (store_recipe_hash(recipe, &canon, hash, c->e))
+        return c->e->code;
+    free(canon);
+    if (n >= 12 && n <= 64 && !strncmp(hash, given, n))
+        return XE_OK;
+    return xerr_set(c->e, XE_FAIL,
+                    "'%s': line %ld: protocol_hash '%.64s' is not its recipe's (%.12s): was the recipe rewritten on"
+                    " the way (a JSON tool that prints 0.0 as 0 changes it)?",
+                    c->file, c->line, given, hash);
 }
 
 static int put_run(Ctx *c, json_t *o, ImportStats *stats)
@@ -181,6 +230,10 @@ static int put_run(Ctx *c, json_t *o, ImportStats *stats)
     if (json_is_object(json_object_get(o, "dataset_info")) && set_dataset_info(c, ds_id, json_object_get(o, "dataset_info")))
         return c->e->code;
     recipe = json_dumps(proto, JSON_COMPACT | JSON_SORT_KEYS);
+    if (recipe && str(o, "protocol_hash") && check_protocol_hash(c, recipe, str(o, "protocol_hash"))) {
+        free(recipe);
+        return c->e->code;
+    }
     pname = pname_given ? pname_given : str(proto, "name") ? str(proto, "name") : "custom";
     rc = !recipe ? xerr_set(c->e, XE_FAIL, "out of memory")
                  : store_protocol_id(c->st, pname, recipe, &proto_id, c->e);

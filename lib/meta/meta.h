@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "core/err.h"
 #include "db/store.h"
 #include "nn/train.h"
@@ -199,6 +201,39 @@ typedef struct ProxyTask {
 } ProxyTask;
 
 int proxies_compute(const ProxyTask *pt, const char *space, const char *arch, double out[PROXY_COUNT], XErr *e);
+
+/* ---- probe networks (probe.c) ---- */
+
+/* Meta-features of a dataset: the validation accuracy of a few fixed nb201
+ * cells trained briefly on it (the cheap macro, PROBE_EPOCHS epochs,
+ * seed 0), each probing what the task rewards: conv3 (every edge a 3x3
+ * convolution), conv1 (1x1: no spatial mixing inside the cell), pool
+ * (average pooling only: a cell without parameters), skip (the cell is
+ * the identity: stem, reductions and classifier alone). Stored in the
+ * dataset's meta JSON as "probes": {"recipe": HASH, "conv3": acc, ...};
+ * HASH (12 hex digits) names the recipe and the cells, so results of
+ * another probe recipe are never compared with these. */
+enum { PROBE_CONV3, PROBE_CONV1, PROBE_POOL, PROBE_SKIP, PROBE_COUNT };
+enum { PROBE_EPOCHS = 3 };
+extern const char *const probe_names[PROBE_COUNT]; /* "conv3", "conv1", "pool", "skip" */
+extern const char *const probe_archs[PROBE_COUNT]; /* nb201 canonical strings */
+
+/* The probes' protocol (the cheap preset with PROBE_EPOCHS epochs). */
+void probe_protocol(Protocol *p);
+/* The 12-hex-digit hash of the probe recipe and cells. */
+int probe_recipe(char hash[13], XErr *e);
+/* Trains probe k on a task; *valid_acc its final validation accuracy.
+ * XE_INTR when a signal arrives (xfer_interrupted) between epochs. */
+int probe_train(const TaskFile *t, const double *mean, const double *std, const NnBackend *be, int k,
+                double *valid_acc, XErr *e);
+/* The stored probe accuracies of a dataset under this recipe: 1 and acc[]
+ * when all are there, else 0 (acc[] NAN). */
+int probe_read(Store *st, int64_t dataset_id, double acc[PROBE_COUNT], XErr *e);
+/* Records acc[] (every probe) for a dataset, replacing what it had. */
+int probe_store(Store *st, int64_t dataset_id, const double acc[PROBE_COUNT], XErr *e);
+/* Checks a "probes" object from elsewhere (an export line): 0, or XE_FAIL
+ * naming the key that is wrong. */
+int probe_check(const json_t *probes, XErr *e);
 
 /* ---- shards (merge.c) ---- */
 

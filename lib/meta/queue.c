@@ -382,7 +382,8 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
     if (store_prepare(st, &q,
                       "SELECT a.space, a.arch, d.name, p.name, p.hash, r.seed, r.id, r.status, r.valid_acc,"
                       " r.test_acc, r.params, r.flops, r.seconds, r.device, r.error, p.recipe, d.height, d.width,"
-                      " d.channels, d.classes, d.n_train, d.n_valid FROM runs r"
+                      " d.channels, d.classes, d.n_train, d.n_valid,"
+                      " CASE WHEN json_valid(d.meta) THEN json_extract(d.meta, '$.probes') END FROM runs r"
                       " JOIN archs a ON a.id = r.arch_id JOIN datasets d ON d.id = r.dataset_id"
                       " JOIN protocols p ON p.id = r.protocol_id WHERE r.id = ?1",
                       e)) {
@@ -422,6 +423,13 @@ int queue_print_run(Store *st, int64_t run_id, const char *extra, FILE *out, XEr
         for (int i = 0; i < 6; i++)
             if (sqlite3_column_type(q, 16 + i) != SQLITE_NULL)
                 json_object_set_new(di, keys[i], json_integer(sqlite3_column_int64(q, 16 + i)));
+        if (sqlite3_column_type(q, 22) == SQLITE_TEXT) {
+            json_t *pr = json_loads((const char *)sqlite3_column_text(q, 22), 0, NULL);
+            if (json_is_object(pr))
+                json_object_set_new(di, "probes", pr);
+            else
+                json_decref(pr);
+        }
         if (json_object_size(di))
             json_object_set_new(o, "dataset_info", di);
         else

@@ -6,14 +6,20 @@
 
 #include "model/similarity.h"
 
-const char *const sim_feature_names[SIM_NFEAT] = { "classes", "height", "width", "channels", "n_train" };
+const char *const sim_feature_names[SIM_NFEAT] = { "classes",     "height",      "width",      "channels",  "n_train",
+                                                   "probe_conv3", "probe_conv1", "probe_pool", "probe_skip" };
 
 int sim_dataset_features(Store *st, int64_t dataset_id, double f[SIM_NFEAT], XErr *e)
 {
     sqlite3_stmt *q = NULL;
-    int rc;
+    double acc[PROBE_COUNT];
+    int rc, have;
     for (int k = 0; k < SIM_NFEAT; k++)
         f[k] = NAN;
+    if ((have = probe_read(st, dataset_id, acc, e)) < 0)
+        return e->code;
+    for (int k = 0; have && k < PROBE_COUNT; k++)
+        f[SIM_PROBE + k] = fmax(1 - acc[k], 1e-3);
     if (store_prepare(st, &q,
                       "SELECT classes, height, width, channels, n_train, json_extract(meta, '$.classes'),"
                       " json_extract(meta, '$.height'), json_extract(meta, '$.width'),"
@@ -23,8 +29,8 @@ int sim_dataset_features(Store *st, int64_t dataset_id, double f[SIM_NFEAT], XEr
         return e->code;
     sqlite3_bind_int64(q, 1, dataset_id);
     if ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        for (int k = 0; k < SIM_NFEAT; k++)
-            for (int c = k; c < 2 * SIM_NFEAT; c += SIM_NFEAT) {
+        for (int k = 0; k < SIM_PROBE; k++)
+            for (int c = k; c < 2 * SIM_PROBE; c += SIM_PROBE) {
                 int t = sqlite3_column_type(q, c);
                 double v = sqlite3_column_double(q, c);
                 if ((t == SQLITE_INTEGER || t == SQLITE_FLOAT) && v > 0 && isfinite(v)) {
@@ -45,10 +51,10 @@ unsigned sim_weights(const double target[SIM_NFEAT], int n, const double *const 
         nsrc += src[i] != NULL;
     for (int k = 0; k < SIM_NFEAT && nsrc; k++) {
         double s = 0, ss = 0;
-        int ok = isfinite(target[k]);
+        int ok = isfinite(target[k]) && target[k] > 0;
         for (int i = 0; ok && i < n; i++)
             if (src[i]) {
-                ok = isfinite(src[i][k]);
+                ok = isfinite(src[i][k]) && src[i][k] > 0;
                 s += ok ? log(src[i][k]) : 0;
             }
         if (!ok)

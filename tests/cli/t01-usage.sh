@@ -27,7 +27,7 @@ expect_rc 0
 grep -q '^usage: xfer-train-meta' "$out" && ok || bad "train-meta --help prints no usage"
 run train-meta frobnicate
 expect_rc 2
-expect_err_line "xfer-train-meta: unknown command 'frobnicate' (plan, work, run, status, merge, proxies, export, slurm)"
+expect_err_line "xfer-train-meta: unknown command 'frobnicate' (plan, work, run, status, merge, proxies, probe, export, slurm)"
 run train-meta plan --sample 3 --db "$T/x.db"
 expect_rc 2
 run train-meta --db "$T/none.db" status

@@ -46,7 +46,7 @@ grep -q "zero-shot" "$err" && ok || bad "zero-shot not announced"
 # minus the standardised distance: syn0 (syn4's twin) weighs most
 pr score --dataset fresh --sample 10 --zero-shot weighted
 expect_rc 0
-grep -q "^xfer-predict: 'fresh': no meta-feature (classes, height, width, channels, n_train) is recorded for it and every source with different values among them: uniform weights over the sources$" \
+grep -q "^xfer-predict: 'fresh': no meta-feature (classes, height, width, channels, n_train, probes) is recorded for it and every source with different values among them: uniform weights over the sources$" \
     "$err" && ok || bad "uniform weights not said"
 pr score --dataset syn4 --sample 20 --seed 3 --zero-shot gu
 expect_rc 0
@@ -85,6 +85,79 @@ awk -v x="$w0" -v p="$p0" 'BEGIN { exit !(x > 0.8 && x > p) }' && ok || bad "wei
 grep -q "^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train): syn0 0.748, syn1 0.079, syn2 0.079, syn3 0.095$" \
     "$err" && ok || bad "eval's similarity weights"
 
+# probe networks: trained on a stored task once, then read; their error
+# rates join the similarity features when the target and every source have
+# them; they travel with an export of the runs
+run train-meta --db "$T/x.db" probe --dataset fresh --threads 1
+expect_rc 1
+expect_err_line "xfer-train-meta: dataset 'fresh': probe conv3: 20 training images are fewer than one batch of 64"
+"$GEN" --cifar10-tarball "$T/c10.tar.gz" 200 || bad "generating the task"
+run ingest --db "$T/x.db" add "$T/c10.tar.gz" --name c
+run train-meta --db "$T/x.db" probe --dataset c --threads 1
+expect_rc 0
+probes='"probes":{"recipe":"[0-9a-f]\{12\}","conv3":[0-9.]*,"conv1":[0-9.]*,"pool":[0-9.]*,"skip":[0-9.]*}'
+grep -q "^{\"dataset\":\"c\",$probes,\"stored\":false," "$out" && ok || bad "probe line: $(cat "$out")"
+expect_eq "$(grep -c "^xfer-train-meta: 'c': probe [a-z0-9]*: valid_acc 0\.[0-9]*$" "$err")" 4 "probe progress lines"
+first=$(sed 's/,"stored".*//' "$out")
+hash=$(sed 's/.*"recipe":"\([0-9a-f]*\)".*/\1/' "$out")
+expect_eq "$(sqlite3 "$T/x.db" "SELECT json_extract(meta, '\$.probes.recipe') FROM datasets WHERE name = 'c'")" \
+    "$hash" "stored probe recipe"
+run train-meta --db "$T/x.db" probe --dataset c
+expect_rc 0
+grep -q '"stored":true,' "$out" && ok || bad "stored probes retrained"
+expect_eq "$(sed 's/,"stored".*//' "$out")" "$first" "stored probes"
+run train-meta --db "$T/x.db" probe --dataset syn0
+expect_rc 1
+expect_err_line "xfer-train-meta: dataset 'syn0' has no stored task (imported runs only): probes train on its images ('xfer-ingest add'); an export of its runs carries the probes it had"
+run train-meta --db "$T/x.db" probe --dataset nope
+expect_rc 1
+expect_err_line "xfer-train-meta: unknown dataset 'nope' in '$T/x.db' ('xfer-ingest list' shows the stored ones)"
+# syn4's probes close to syn3's: syn3 gains weight (0.095 without probes)
+setp() {
+    sqlite3 "$T/x.db" "UPDATE datasets SET meta = json_set(meta, '\$.probes',
+        json('{\"recipe\":\"$hash\",\"conv3\":$2,\"conv1\":$3,\"pool\":$4,\"skip\":$5}')) WHERE name = '$1'"
+}
+setp syn0 0.9 0.8 0.5 0.7
+setp syn1 0.6 0.5 0.3 0.4
+setp syn2 0.95 0.9 0.8 0.9
+setp syn3 0.7 0.65 0.4 0.6
+pr score --dataset syn4 --sample 20 --seed 3 --zero-shot weighted
+expect_rc 0
+grep -q "^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train): syn0 0.748, syn1 0.079, syn2 0.079, syn3 0.095$" \
+    "$err" && ok || bad "probes used though the target has none"
+setp syn4 0.72 0.66 0.41 0.6
+pr score --dataset syn4 --sample 20 --seed 3 --zero-shot weighted
+expect_rc 0
+w3=$(sed -n "s/^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train, probe_conv3, probe_conv1, probe_pool, probe_skip): .*syn3 \([0-9.]*\)$/\1/p" "$err")
+awk -v w="$w3" 'BEGIN { exit !(w > 0.15) }' && ok || bad "syn3's weight with probes: '$w3' ($(cat "$err"))"
+# a recipe of other probes is not compared with these
+sqlite3 "$T/x.db" "UPDATE datasets SET meta = json_set(meta, '\$.probes.recipe', '000000000000') WHERE name = 'syn0'"
+pr score --dataset syn4 --sample 20 --seed 3 --zero-shot weighted
+grep -q "^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train): " \
+    "$err" && ok || bad "probes of another recipe compared"
+sqlite3 "$T/x.db" "UPDATE datasets SET meta = json_set(meta, '\$.probes.recipe', '$hash') WHERE name = 'syn0'"
+# exported with the runs, imported where the dataset has none; bad values refused whole
+run train-meta --db "$T/x.db" export --dataset syn4
+expect_rc 0
+cp "$out" "$T/syn4.jsonl"
+expect_eq "$(grep -c "\"dataset_info\":{.*$probes" "$T/syn4.jsonl")" 200 "exported lines with probes"
+run ingest --db "$T/y.db" runs "$T/syn4.jsonl"
+expect_rc 0
+expect_eq "$(sqlite3 "$T/y.db" "SELECT json_extract(meta, '\$.probes') FROM datasets WHERE name = 'syn4'")" \
+    "{\"conv1\":0.66,\"conv3\":0.72,\"pool\":0.41,\"recipe\":\"$hash\",\"skip\":0.6}" "imported probes"
+sed '1s/"conv3":[0-9.]*/"conv3":1.5/' "$T/syn4.jsonl" | sed 's/"dataset":"syn4"/"dataset":"syn5"/' >"$T/bad.jsonl"
+before=$(sqlite3 "$T/y.db" "SELECT count(*) FROM runs; SELECT count(*) FROM datasets")
+run ingest --db "$T/y.db" runs "$T/bad.jsonl"
+expect_rc 1
+expect_err_line "xfer-ingest: '$T/bad.jsonl': line 1: dataset_info: 'probes.conv3' is not an accuracy in [0, 1]"
+expect_eq "$(sqlite3 "$T/y.db" "SELECT count(*) FROM runs; SELECT count(*) FROM datasets")" "$before" "after a refused import"
+# a recipe rewritten on the way would land as another protocol: refused
+sed 's/"protocol_hash":"[0-9a-f]*"/"protocol_hash":"0123456789ab"/' "$T/syn4.jsonl" >"$T/bad.jsonl"
+run ingest --db "$T/y.db" runs "$T/bad.jsonl"
+expect_rc 1
+expect_err_line "xfer-ingest: '$T/bad.jsonl': line 1: protocol_hash '0123456789ab' is not its recipe's (20627fedd957): was the recipe rewritten on the way (a JSON tool that prints 0.0 as 0 changes it)?"
+expect_eq "$(sqlite3 "$T/y.db" "SELECT count(*) FROM runs; SELECT count(*) FROM datasets")" "$before" "after a refused import"
+
 # bad input
 pr fit --space nb201 --sources syn0,syn4 --target syn4
 expect_rc 2
@@ -121,6 +194,8 @@ for m in nb201-cheap6:2500:6 nb201-cheap12-gpu:1000:12; do
     expect_eq "$(sqlite3 "$T/$f.db" "SELECT count(*), count(DISTINCT dataset_id), min(epochs_done), max(epochs_done)
         FROM runs WHERE status = 'done'")" "$n|5|$ep|$ep" "$f: runs, tasks, epochs"
     expect_eq "$(sqlite3 "$T/$f.db" "SELECT count(*) FROM curves")" $((n * ep)) "$f: curve points"
+    expect_eq "$(sqlite3 "$T/$f.db" "SELECT count(*) FROM datasets WHERE json_extract(meta, '\$.probes.recipe') = '$hash'")" \
+        5 "$f: tasks with probes of this recipe"
 done
 run predict --db "$T/nb201-cheap12-gpu.db" eval --holdout fm-b --repeats 1 --k 0 --no-ranker --json
 expect_rc 0

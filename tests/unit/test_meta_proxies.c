@@ -2,7 +2,9 @@
  * that passes nothing (zero gradients, no Jacobian), bounds that hold for
  * any network (Hadamard's inequality for NASWOT, the correlation spectrum
  * for jacob_cov), determinism, and synflow of a network deep enough to
- * overflow float on an input of ones. */
+ * overflow float on an input of ones. Probe networks (lib/meta/probe.c):
+ * deterministic accuracies, the store round trip under their recipe hash,
+ * and the checks on probes from elsewhere. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 
 #include "data/builder.h"
 #include "data/taskfile.h"
+#include "db/store.h"
 #include "fixtures/fx_util.h"
 #include "meta/meta.h"
 #include "nn/net.h"
@@ -193,7 +196,111 @@ static void test_meta_proxies_bad_input(void **state)
     assert_non_null(strstr(e.msg, "invalid nb201 arch"));
 }
 
+/* Probes train to a deterministic accuracy in [0, 1] (108 images make
+ * one batch an epoch: too few steps to say more about it). */
+static void test_meta_probes_train(void **state)
+{
+    Fix *f = *state;
+    XErr e = { 0 };
+    double a, b;
+    char h1[13], h2[13];
+    assert_int_equal(probe_recipe(h1, &e), XE_OK);
+    assert_int_equal(probe_recipe(h2, &e), XE_OK);
+    assert_string_equal(h1, h2);
+    assert_int_equal(strspn(h1, "0123456789abcdef"), 12);
+    assert_int_equal(probe_train(&f->t, px_mean, px_std, nn_cpu_backend(1), PROBE_CONV3, &a, &e), XE_OK);
+    assert_int_equal(probe_train(&f->t, px_mean, px_std, nn_cpu_backend(1), PROBE_CONV3, &b, &e), XE_OK);
+    assert_true(a == b);
+    assert_true(a >= 0 && a <= 1);
+    assert_int_equal(probe_train(&f->t, px_mean, px_std, nn_cpu_backend(1), PROBE_SKIP, &b, &e), XE_OK);
+    assert_true(b >= 0 && b <= 1);
+}
+
+static void test_meta_probes_store(void **state)
+{
+    char *d = unit_tmpdir(), h[13], *sql;
+    Store st;
+    XErr e = { 0 };
+    const double acc[PROBE_COUNT] = { 0.9, 0.8, 0.5, 0.75 };
+    double got[PROBE_COUNT];
+    (void)state;
+    assert_int_equal(store_open(&st, fx_path(d, "x.db"), 1, &e), XE_OK);
+    assert_int_equal(sqlite3_exec(st.db,
+                                  "INSERT INTO datasets (id, name, kind, source, format, meta) VALUES"
+                                  " (1, 'a', 'virtual', 'x', 'runs', '{\"classes\":3}'), (2, 'b', 'virtual', 'x',"
+                                  " 'runs', 'not json')",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    assert_int_equal(probe_read(&st, 1, got, &e), 0);
+    assert_true(isnan(got[0]) && isnan(got[PROBE_COUNT - 1]));
+    assert_int_equal(probe_store(&st, 1, acc, &e), XE_OK);
+    assert_int_equal(probe_store(&st, 2, acc, &e), XE_OK); /* meta that was not JSON: replaced */
+    assert_int_equal(probe_store(&st, 3, acc, &e), XE_FAIL);
+    assert_string_equal(e.msg, "dataset 3 not found");
+    for (int id = 1; id <= 2; id++) {
+        assert_int_equal(probe_read(&st, id, got, &e), 1);
+        for (int k = 0; k < PROBE_COUNT; k++)
+            assert_true(fabs(got[k] - acc[k]) < 1e-9);
+    }
+    /* the other meta-features stay */
+    {
+        sqlite3_stmt *q;
+        sqlite3_prepare_v2(st.db, "SELECT json_extract(meta, '$.classes') FROM datasets WHERE id = 1", -1, &q, NULL);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 3);
+        sqlite3_finalize(q);
+    }
+    /* probes of another recipe are not these */
+    assert_int_equal(probe_recipe(h, &e), XE_OK);
+    assert_int_equal(sqlite3_exec(st.db, "UPDATE datasets SET meta = json_set(meta, '$.probes.recipe', 'abcdefabcdef')",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    assert_int_equal(probe_read(&st, 1, got, &e), strcmp(h, "abcdefabcdef") == 0);
+    assert_true(asprintf(&sql, "UPDATE datasets SET meta = json_set(meta, '$.probes.recipe', '%s',"
+                               " '$.probes.pool', 2)", h) > 0);
+    assert_int_equal(sqlite3_exec(st.db, sql, 0, 0, 0), SQLITE_OK);
+    assert_int_equal(probe_read(&st, 1, got, &e), 0); /* out of range: not used */
+    free(sql);
+    store_close(&st);
+    fx_rmtree(d);
+    free(d);
+}
+
+static void test_meta_probes_check(void **state)
+{
+    static const struct {
+        const char *json, *msg;
+    } cases[] = {
+        { "[1]", "'probes' is not an object" },
+        { "{\"conv3\":0.5}", "'probes.recipe' is not a 12-hex-digit recipe hash" },
+        { "{\"recipe\":\"ABCDEF012345\"}", "'probes.recipe' is not a 12-hex-digit recipe hash" },
+        { "{\"recipe\":\"abcdef0123\"}", "'probes.recipe' is not a 12-hex-digit recipe hash" },
+        { "{\"recipe\":\"abcdef012345\",\"conv3\":0.5,\"conv1\":0.5,\"pool\":0.5}",
+          "'probes.skip' is not an accuracy in [0, 1]" },
+        { "{\"recipe\":\"abcdef012345\",\"conv3\":0.5,\"conv1\":\"0.5\",\"pool\":0.5,\"skip\":0.5}",
+          "'probes.conv1' is not an accuracy in [0, 1]" },
+        { "{\"recipe\":\"abcdef012345\",\"conv3\":-0.1,\"conv1\":0.5,\"pool\":0.5,\"skip\":0.5}",
+          "'probes.conv3' is not an accuracy in [0, 1]" },
+        { "{\"recipe\":\"abcdef012345\",\"conv3\":1,\"conv1\":0,\"pool\":0.5,\"skip\":0.5}", NULL },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j = json_loads(cases[i].json, 0, NULL);
+        XErr e = { 0 };
+        assert_non_null(j);
+        if (cases[i].msg) {
+            assert_int_equal(probe_check(j, &e), XE_FAIL);
+            assert_string_equal(e.msg, cases[i].msg);
+        } else
+            assert_int_equal(probe_check(j, &e), XE_OK);
+        json_decref(j);
+    }
+}
+
 const struct CMUnitTest test_meta_proxies_tests[] = {
+    cmocka_unit_test_setup_teardown(test_meta_probes_train, setup, teardown),
+    cmocka_unit_test(test_meta_probes_store),
+    cmocka_unit_test(test_meta_probes_check),
     cmocka_unit_test_setup_teardown(test_meta_proxies_empty_cell, setup, teardown),
     cmocka_unit_test_setup_teardown(test_meta_proxies_bounds, setup, teardown),
     cmocka_unit_test_setup_teardown(test_meta_proxies_deterministic, setup, teardown),

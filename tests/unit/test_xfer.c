@@ -639,13 +639,17 @@ static void test_xfer_bad_input(void **state)
 static void test_xfer_similarity_weights(void **state)
 {
     (void)state;
-    const double a[SIM_NFEAT] = { 10, 28, 28, 1, 6000 }, b[SIM_NFEAT] = { 100, 32, 32, 3, 50000 };
-    const double c[SIM_NFEAT] = { 10, 32, 32, 3, 50000 }, none[SIM_NFEAT] = { NAN, NAN, NAN, NAN, NAN };
+    const double a[SIM_NFEAT] = { 10, 28, 28, 1, 6000, 0.1, 0.15, 0.3, 0.2 };
+    const double b[SIM_NFEAT] = { 100, 32, 32, 3, 50000, 0.4, 0.5, 0.7, 0.6 };
+    const double c[SIM_NFEAT] = { 10, 32, 32, 3, 50000, 0.12, 0.2, 0.25, 0.2 };
+    double none[SIM_NFEAT], t2[SIM_NFEAT], zero[SIM_NFEAT];
     const double *src[4] = { a, b, c, NULL };
     double w[4], sx = 0;
     unsigned used = sim_weights(a, 4, src, 1.0, w);
-    char buf[128];
-    assert_int_equal(used, 0x1f);
+    char buf[256];
+    for (int k = 0; k < SIM_NFEAT; k++)
+        none[k] = t2[k] = NAN, zero[k] = a[k];
+    assert_int_equal(used, (1u << SIM_NFEAT) - 1);
     for (int i = 0; i < 4; i++)
         sx += w[i];
     assert_true(fabs(sx - 1) < 1e-12);
@@ -665,9 +669,19 @@ static void test_xfer_similarity_weights(void **state)
         for (int i = 0; i < 3; i++)
             assert_true(fabs(w[i] - exp(-sqrt(d[i])) / t) < 1e-12);
     }
-    /* a feature missing for the target is dropped; nothing left: uniform */
+    /* a feature missing for the target (NAN, or 0) is dropped; nothing
+     * left: uniform */
     {
-        double t2[SIM_NFEAT] = { 10, NAN, NAN, NAN, NAN };
+        t2[SIM_CLASSES] = 10;
+        t2[SIM_PROBE + 2] = 0.3;
+        used = sim_weights(t2, 4, src, 1.0, w);
+        assert_int_equal(used, 1u << SIM_CLASSES | 1u << (SIM_PROBE + 2));
+        sim_feature_list(used, buf, sizeof buf);
+        assert_string_equal(buf, "classes, probe_pool");
+        zero[SIM_PROBE + 2] = 0;
+        used = sim_weights(zero, 4, src, 1.0, w);
+        assert_int_equal(used, ((1u << SIM_NFEAT) - 1) & ~(1u << (SIM_PROBE + 2)));
+        t2[SIM_PROBE + 2] = NAN;
         used = sim_weights(t2, 4, src, 1.0, w);
         assert_int_equal(used, 1u << SIM_CLASSES);
         sim_feature_list(used, buf, sizeof buf);
