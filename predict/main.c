@@ -481,10 +481,19 @@ typedef struct Scorer {
 /* Says which weights the similarity-weighted zero-shot gives (names[i],
  * w[i] for n sources; those of weight 0 left out), or why they are
  * uniform. */
-static void say_weights(const char *dataset, unsigned used, int n, const char *const *names, const double *w)
+static void say_weights(const char *dataset, unsigned used, int n, const char *const *names, const double *w,
+                        const double *target, const double *const *src)
 {
     char feats[256];
-    int shown = 0;
+    int shown = 0, sources = 0, probed = 0;
+    for (int i = 0; i < n; i++)
+        if (src[i])
+            sources++, probed += isfinite(src[i][SIM_PROBE]);
+    if (sources && probed == sources && !isfinite(target[SIM_PROBE]))
+        fprintf(stderr,
+                "%s: '%s' has no probes and every source has: 'xfer-train-meta probe --dataset %s' adds them to the"
+                " similarity (a stored task only)\n",
+                tool, dataset, dataset);
     if (!used) {
         fprintf(stderr,
                 "%s: '%s': no meta-feature (classes, height, width, channels, n_train, probes) is recorded for it and"
@@ -534,7 +543,7 @@ static int scorer_weighted(Store *st, StoredModel *l, const char *dataset, int64
         src[i] = f[i];
     }
     used = sim_weights(tf, (int)n, src, 1.0, w);
-    say_weights(dataset, used, (int)n, names, w);
+    say_weights(dataset, used, (int)n, names, w, tf, src);
     s->task = -1, s->mean = 0, s->std = 0;
     json_array_foreach(tasks, i, t) {
         int task = (int)json_integer_value(json_object_get(t, "task"));
@@ -1078,7 +1087,7 @@ static int eval_weights(Store *st, const MetaSet *ms, int h, const int *map, int
             src[t] = f[t];
         }
     }
-    say_weights(ms->tasks[h].name, sim_weights(tf, ms->ntasks, src, 1.0, w), ms->ntasks, names, w);
+    say_weights(ms->tasks[h].name, sim_weights(tf, ms->ntasks, src, 1.0, w), ms->ntasks, names, w, tf, src);
     for (int i = 0; i < nm; i++)
         wm[i] = 0;
     for (int t = 0; t < ms->ntasks; t++)

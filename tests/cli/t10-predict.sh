@@ -125,9 +125,12 @@ pr score --dataset syn4 --sample 20 --seed 3 --zero-shot weighted
 expect_rc 0
 grep -q "^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train): syn0 0.748, syn1 0.079, syn2 0.079, syn3 0.095$" \
     "$err" && ok || bad "probes used though the target has none"
+grep -q "^xfer-predict: 'syn4' has no probes and every source has: 'xfer-train-meta probe --dataset syn4' adds them to the similarity (a stored task only)$" \
+    "$err" && ok || bad "no hint to probe the target"
 setp syn4 0.72 0.66 0.41 0.6
 pr score --dataset syn4 --sample 20 --seed 3 --zero-shot weighted
 expect_rc 0
+grep -q "has no probes" "$err" && bad "probe hint with probes everywhere" || ok
 w3=$(sed -n "s/^xfer-predict: 'syn4': source weights by dataset similarity (classes, height, width, channels, n_train, probe_conv3, probe_conv1, probe_pool, probe_skip): .*syn3 \([0-9.]*\)$/\1/p" "$err")
 awk -v w="$w3" 'BEGIN { exit !(w > 0.15) }' && ok || bad "syn3's weight with probes: '$w3' ($(cat "$err"))"
 # a recipe of other probes is not compared with these
