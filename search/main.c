@@ -151,7 +151,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     o->r.explore = 0.1;
     o->r.work.device = "auto";
     o->r.work.threads = th < 1 ? 1 : th > 64 ? 64 : (int)th;
-    o->r.work.lease = 120;
+    o->r.work.lease = XFER_DEFAULT_LEASE;
     o->r.work.max_attempts = 3;
     o->r.work.progress = isatty(2);
     o->b.opts[0] = SEARCH_XFER, o->b.opts[1] = SEARCH_REA, o->b.opts[2] = SEARCH_RANDOM;

@@ -144,7 +144,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const int *allowed
     o->batch = 64;
     o->w.device = "auto";
     o->w.threads = th < 1 ? 1 : th > 64 ? 64 : (int)th;
-    o->w.lease = 120;
+    o->w.lease = XFER_DEFAULT_LEASE;
     o->w.max_attempts = 3;
     o->w.progress = isatty(2);
     while (rc == XE_OK && (c = getopt_long(argc, argv, "", all_opts, NULL)) != -1) {

@@ -14,6 +14,12 @@
 #define XFER_BUSY_TIMEOUT_MS 30000
 #endif
 
+/* Seconds a claim lasts unless renewed (--lease): a run's in the queue, a
+ * search's row while xfer-search runs it. */
+#ifndef XFER_DEFAULT_LEASE
+#define XFER_DEFAULT_LEASE 120
+#endif
+
 /* Share of the training split moved to validation when the source has none. */
 #ifndef XFER_DEFAULT_VALID_FRACTION
 #define XFER_DEFAULT_VALID_FRACTION 0.1

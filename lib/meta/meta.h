@@ -73,8 +73,17 @@ typedef struct RunInfo {
 } RunInfo;
 void run_info_free(RunInfo *ri);
 
+/* The name this process claims under: "host:pid:start" (start: the Unix
+ * time now), with ":job" appended for job > 0 (a worker's further jobs).
+ * Runs and searches share it. */
+void queue_worker_name(char *buf, size_t n, int job);
+/* 1 when worker names a process of this host that no longer exists
+ * (kill(pid, 0) fails with ESRCH): its leases can be taken over at once.
+ * 0 when it lives, is on another host, or the name is not of that form. */
+int queue_worker_dead(const char *worker);
+
 typedef struct Claim {
-    const char *worker;  /* unique per process: host:pid:start */
+    const char *worker;  /* unique per process: queue_worker_name */
     double lease;        /* seconds */
     int max_attempts;    /* a run claimed this many times is failed, not retried */
     const int64_t *only; /* claim only these run ids (NULL: any) */
@@ -103,6 +112,11 @@ int queue_fail(Store *st, const Claim *c, int64_t run_id, const char *why, XErr 
 int queue_terminate(Store *st, const Claim *c, int64_t run_id, const RunResult *r, const char *why, XErr *e);
 /* Gives the run back (interrupted): planned again, progress kept. */
 int queue_release(Store *st, const Claim *c, int64_t run_id, XErr *e);
+/* Ends the lease of a running run that worker holds now (its process is
+ * gone: queue_worker_dead), so it can be claimed without waiting for the
+ * lease to run out; *lapsed 0 when another worker holds it by now or its
+ * lease ran out already. */
+int queue_lapse(Store *st, int64_t run_id, const char *worker, int *lapsed, XErr *e);
 
 /* Runs not finished yet (planned or running, on stored datasets) and the
  * workers holding a live lease; with c->only set, *left is -1. */

@@ -2,10 +2,14 @@
  * curve points, and the end of a run. Every write after the claim is
  * conditional on it (worker and status), so a worker that lost its lease
  * changes nothing. */
+#include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "meta/meta.h"
 
@@ -14,6 +18,33 @@ static double now_unix(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+}
+
+void queue_worker_name(char *buf, size_t n, int job)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    if (job)
+        snprintf(buf, n, "%s:%d:%ld:%d", host, (int)getpid(), (long)time(NULL), job);
+    else
+        snprintf(buf, n, "%s:%d:%ld", host, (int)getpid(), (long)time(NULL));
+}
+
+int queue_worker_dead(const char *worker)
+{
+    char host[64] = "host";
+    const char *colon = strchr(worker, ':');
+    char *end;
+    long pid;
+    gethostname(host, sizeof host - 1);
+    if (!colon || (size_t)(colon - worker) != strlen(host) || strncmp(worker, host, strlen(host)))
+        return 0;
+    errno = 0;
+    pid = strtol(colon + 1, &end, 10);
+    /* pid 0 or below would name a process group */
+    if (errno || end == colon + 1 || (*end && *end != ':') || pid <= 0 || pid != (pid_t)pid)
+        return 0;
+    return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
 void run_info_free(RunInfo *ri)
@@ -335,6 +366,27 @@ int queue_release(Store *st, const Claim *c, int64_t run_id, XErr *e)
                      &q, e))
         return e->code;
     return owned_step(st, q, run_id, "releasing a run", e);
+}
+
+int queue_lapse(Store *st, int64_t run_id, const char *worker, int *lapsed, XErr *e)
+{
+    sqlite3_stmt *q = NULL;
+    int rc;
+    *lapsed = 0;
+    if (store_prepare(st, &q,
+                      "UPDATE runs SET lease_until = ?3 WHERE id = ?1 AND worker = ?2 AND status = 'running'"
+                      " AND lease_until > ?3",
+                      e))
+        return e->code;
+    sqlite3_bind_int64(q, 1, run_id);
+    sqlite3_bind_text(q, 2, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 3, now_unix());
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, e, "ending a dead worker's lease");
+    *lapsed = sqlite3_changes(st->db) == 1;
+    return XE_OK;
 }
 
 static void set_real_or_null(json_t *o, const char *k, sqlite3_stmt *q, int i)

@@ -7,79 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "db/heart.h"
 #include "meta/meta.h"
 #include "nn/device.h"
 #include "nn/model.h"
 #include "space/space.h"
 
-/* ---- heartbeat thread ---- */
+/* ---- heartbeat: the run's lease, from its own connection ---- */
 
-typedef struct Heart {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    Store st;            /* its own connection */
+typedef struct RunBeat {
     const Claim *claim;
     int64_t run_id;
-    int stop;
-    volatile int lost;   /* the lease was taken over */
-    XErr err;
-} Heart;
+} RunBeat;
 
-static void *heart_main(void *arg)
+static int run_beat(Store *st, void *ctx, XErr *e)
 {
-    Heart *h = arg;
-    double every = h->claim->lease / 4;
-    pthread_mutex_lock(&h->mu);
-    while (!h->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)every;
-        ts.tv_nsec += (long)((every - (double)(time_t)every) * 1e9);
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT && !h->stop) {
-            XErr e = { 0 };
-            pthread_mutex_unlock(&h->mu);
-            if (queue_heartbeat(&h->st, h->claim, h->run_id, &e) && strstr(e.msg, "lease lost"))
-                h->lost = 1;
-            pthread_mutex_lock(&h->mu);
-        }
-    }
-    pthread_mutex_unlock(&h->mu);
-    return NULL;
-}
-
-static int heart_start(Heart *h, const char *db, const Claim *c, int64_t run_id, XErr *e)
-{
-    memset(h, 0, sizeof *h);
-    h->claim = c;
-    h->run_id = run_id;
-    if (store_open(&h->st, db, 0, e))
-        return e->code;
-    pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
-    if (pthread_create(&h->thread, NULL, heart_main, h)) {
-        store_close(&h->st);
-        return xerr_set(e, XE_FAIL, "cannot start the heartbeat thread");
-    }
-    return XE_OK;
-}
-
-static void heart_stop(Heart *h)
-{
-    pthread_mutex_lock(&h->mu);
-    h->stop = 1;
-    pthread_cond_signal(&h->cv);
-    pthread_mutex_unlock(&h->mu);
-    pthread_join(h->thread, NULL);
-    pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cv);
-    store_close(&h->st);
+    const RunBeat *b = ctx;
+    return queue_heartbeat(st, b->claim, b->run_id, e);
 }
 
 /* ---- progress: a bar on a terminal, a log line per run otherwise ---- */
@@ -263,6 +210,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     TaskFile t = { 0 };
     Net net = { 0 };
     Heart heart;
+    RunBeat beat = { c, ri->id };
     Job j = { st, c, o, &heart, ri, NULL, -1, 0, xfer_clock(), pg, 0, book, "" };
     SpaceCost cost = { 0, 0 };
     double mean[4], std[4], test_acc = -1;
@@ -272,7 +220,7 @@ static RunEnd train_one(Store *st, const Claim *c, const WorkOpts *o, const NnBa
     RunEnd end = RUN_ERROR;
     double t0 = xfer_clock();
 
-    if (heart_start(&heart, st->path, c, ri->id, e))
+    if (heart_start(&heart, st->path, c->lease / 4, run_beat, &beat, e))
         return RUN_ERROR;
     rc = protocol_parse(ri->recipe, &p, &re);
     if (!rc && strcmp(p.precision, "fp32"))
@@ -485,14 +433,12 @@ static void *job_main(void *arg)
 
 int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
 {
-    char host[64] = "host";
     int njobs = o->jobs > 1 ? o->jobs : 1, started = 0, rc = XE_OK;
     WorkJob *jobs;
     Pool pl = { .o = o, .out = out, .t0 = xfer_clock(), .ws = ws };
     memset(ws, 0, sizeof *ws);
     if (!(jobs = calloc((size_t)njobs, sizeof *jobs)))
         return xerr_set(e, XE_FAIL, "out of memory");
-    gethostname(host, sizeof host - 1);
     if (nn_device_open(o->device, o->threads, &jobs[0].be, &jobs[0].device, e)) {
         xerr_prefix(e, "--device %s: ", o->device);
         free(jobs);
@@ -511,8 +457,7 @@ int worker_run(Store *st, const WorkOpts *o, FILE *out, WorkStats *ws, XErr *e)
     for (int i = 0; i < njobs; i++) {
         WorkJob *w = &jobs[i];
         w->pool = &pl;
-        snprintf(w->name, sizeof w->name, i ? "%s:%d:%ld:%d" : "%s:%d:%ld", host, (int)getpid(),
-                 (long)time(NULL), i);
+        queue_worker_name(w->name, sizeof w->name, i);
         if (!i) {
             w->st = st;
             continue;

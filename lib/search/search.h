@@ -139,7 +139,8 @@ typedef struct SearchRunOpts {
     int allow_no_transfer; /* xfer without source tasks: nao instead of a failure */
     int min_runs;          /* archs a source task needs (10) */
     double explore;
-    WorkOpts work;         /* the train evaluator's worker (device, threads, lease, ...; only is set here);
+    WorkOpts work;         /* the train evaluator's worker (device, threads, lease, ...; only is set here;
+                            * work.lease is also the search's own lease, 0: XFER_DEFAULT_LEASE);
                             * work.stop: an early-stop hook (e.g. early_stop_work) that ends hopeless
                             * proposals as terminated-early, described by the two fields below */
     int early_stop;        /* work.stop is set: delta and min_epochs below are part of the search's config */
@@ -164,7 +165,15 @@ typedef struct SearchOutcome {
  * constraints, objectives, early stop) and continues it, or starts one;
  * runs it to the budget (whichever of the count and the hours ends first),
  * recording every step; marks it done. A finished one is returned as it
- * is. XE_INTR after SIGINT/SIGTERM (the search stays resumable). */
+ * is. XE_INTR after SIGINT/SIGTERM (the search stays resumable).
+ *
+ * One process at a time: the search is found or added and held (its row's
+ * worker and lease_until, the run queue's worker name and work.lease) in
+ * one transaction, the lease renewed with each step and by a heartbeat
+ * thread, every step written only while held, and let go when the search
+ * ends, fails or is interrupted. A search another live process holds
+ * fails at once with XE_FAIL naming the holder and its lease; a holder of
+ * this host whose process is gone, or whose lease ran out, is taken over. */
 int search_run(Store *st, const SearchRunOpts *o, SearchOutcome *out, XErr *e);
 void search_outcome_release(SearchOutcome *o);
 

@@ -3,8 +3,11 @@
 # optimizer, a finished search printed again, --json, the Pareto front,
 # constraints, bench (--json, --csv, --svg); the train evaluator on a tiny
 # task with SIGTERM and SIGKILL mid-search and a resume that ends where an
-# uninterrupted search does; --early-stop ranker (stops, marks, resume,
-# delta 0); --budget-hours with both evaluators; bad input.
+# uninterrupted search does (the killed process's search and run taken over
+# at once); one process per search (two identical commands at once, a
+# holder that is gone, live, or whose lease ran out); --early-stop ranker
+# (stops, marks, resume, delta 0); --budget-hours with both evaluators; bad
+# input.
 se() { run search --db "$T/x.db" "$@"; }
 "$GEN" --meta-runs "$T/runs.jsonl" 5 200 || bad "generating run records"
 run ingest --db "$T/x.db" runs "$T/runs.jsonl"
@@ -54,6 +57,108 @@ expect_eq "$(cat "$out")" "$(cat "$T/first.out")" "a finished search printed aga
 grep -q "was finished before" "$err" && ok || bad "no note that the search was finished"
 expect_eq "$(sql "SELECT count(*) FROM searches")" 4 "searches after a repeated command"
 expect_eq "$(sql "SELECT count(*) FROM search_steps")" 60 "steps after a repeated command"
+
+# one process per search: two identical commands started together make one
+# search; the other says who runs it and writes nothing (no second model).
+# A writer holds the database while they start, so both look for the search
+# at the same moment (a look and an insert not in one transaction would
+# both insert).
+run ingest --db "$T/race.db" runs "$T/runs.jsonl"
+expect_rc 0
+race="run --target syn2 --budget 200 --evaluator table --optimizer xfer"
+(echo "BEGIN IMMEDIATE;"; sleep 2; echo "COMMIT;") | sqlite3 "$T/race.db" &
+lock=$!
+sleep 0.5
+"$BIN/xfer-search" --db "$T/race.db" $race >"$T/r1.out" 2>"$T/r1.err" </dev/null &
+p1=$!
+"$BIN/xfer-search" --db "$T/race.db" $race >"$T/r2.out" 2>"$T/r2.err" </dev/null &
+p2=$!
+wait $p1
+r1=$?
+wait $p2
+r2=$?
+wait $lock
+expect_eq "$(sqlite3 "$T/race.db" "SELECT count(*), min(status), count(worker) FROM searches")|$(sqlite3 "$T/race.db" \
+    "SELECT count(*) FROM search_steps")|$(sqlite3 "$T/race.db" "SELECT count(*) FROM models")" "1|done|0|200|1" \
+    "searches, steps and models after two identical commands at once"
+if [ "$r1$r2" = 00 ] && grep -q "was finished before" "$T/r1.err" "$T/r2.err"; then
+    echo "SKIP [$name] one search ended before the other command looked for it: nothing ran at once"
+elif [ "$r1$r2" = 01 ] || [ "$r1$r2" = 10 ]; then
+    [ "$r1" = 1 ] && lose=r1 win=$p2 || lose=r2 win=$p1
+    err=$T/$lose.err out=$T/$lose.out
+    expect_err_match "xfer-search: search 1 is being run by $(uname -n):$win:[0-9]* (lease until ????-??-??T??:??:??Z, 1[12]? s from now); not starting a second one"
+    expect_out_empty
+    err=$T/stderr out=$T/stdout
+else
+    bad "two identical commands at once exited $r1 and $r2: $(cat "$T/r1.err" "$T/r2.err" | grep -v '^xfer-search: [0-9]')"
+fi
+
+# a search whose holder is gone (its process on this host ended) is taken
+# over at once; one a live process holds is refused, here or on another
+# host, until its lease runs out
+cp "$T/x.db" "$T/hold.db"
+hold="run --target syn4 --budget 15 --evaluator table --optimizer rea --seed 5"
+run search --db "$T/hold.db" $hold
+expect_rc 0
+cp "$out" "$T/hold.out"
+hid=$(sqlite3 "$T/hold.db" "SELECT max(id) FROM searches")
+unfinish() { # WORKER LEASE_FROM_NOW: the search back at 6 of 15 steps, held
+    sqlite3 "$T/hold.db" "DELETE FROM search_steps WHERE search_id = $hid AND step >= 6;
+        UPDATE searches SET status = 'running', finished_at = NULL, best_arch_id = NULL, worker = '$1',
+        lease_until = strftime('%s', 'now') + $2 WHERE id = $hid"
+}
+sh -c 'exit 0' &
+dead=$!
+wait $dead
+unfinish "$(uname -n):$dead:1" 3600
+run search --db "$T/hold.db" $hold
+expect_rc 0
+expect_eq "$(cat "$out")" "$(cat "$T/hold.out")" "result after taking over from a process that is gone"
+grep -q "^xfer-search: search $hid: taking it over from $(uname -n):$dead:1 (its process is gone)$" "$err" && ok ||
+    bad "no takeover from a process that is gone"
+grep -q "resumed: 6 of 15 done" "$err" && ok || bad "not resumed at step 6"
+expect_eq "$(sqlite3 "$T/hold.db" "SELECT status, count(worker), count(lease_until) FROM searches WHERE id = $hid")" \
+    "done|0|0" "the search let go when done"
+for holder in "$(uname -n):$$:1" "elsewhere.example:4242:1"; do
+    unfinish "$holder" 3600
+    before=$(sqlite3 "$T/hold.db" "SELECT * FROM searches; SELECT * FROM search_steps")
+    run search --db "$T/hold.db" $hold
+    expect_rc 1
+    expect_err_match "xfer-search: search $hid is being run by $holder (lease until ????-??-??T??:??:??Z, 3[56]?? s from now); not starting a second one"
+    expect_out_empty
+    expect_eq "$(sqlite3 "$T/hold.db" "SELECT * FROM searches; SELECT * FROM search_steps")" "$before" \
+        "the store after a refused search ($holder)"
+done
+unfinish "elsewhere.example:4242:1" -5
+run search --db "$T/hold.db" $hold
+expect_rc 0
+expect_eq "$(cat "$out")" "$(cat "$T/hold.out")" "result after taking over an expired lease"
+grep -q "^xfer-search: search $hid: taking it over from elsewhere.example:4242:1 (its lease ran out)$" "$err" && ok ||
+    bad "no takeover of an expired lease"
+# a process whose search was taken over writes no further step
+"$BIN/xfer-search" --db "$T/race.db" run --target syn3 --budget 200 --evaluator table --optimizer nao \
+    >"$out" 2>"$err" </dev/null &
+pid=$!
+i=0
+while [ "$(sqlite3 "$T/race.db" "SELECT count(*) FROM search_steps s JOIN searches h ON h.id = s.search_id
+    WHERE h.optimizer = 'nao'" 2>/dev/null)" -lt 10 ] && [ $i -lt 600 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+stolen=$(sqlite3 "$T/race.db" "UPDATE searches SET worker = 'elsewhere.example:4242:1' WHERE optimizer = 'nao'
+    AND status = 'running'; SELECT changes(); SELECT count(*) FROM search_steps s JOIN searches h
+    ON h.id = s.search_id WHERE h.optimizer = 'nao'" | tr '\n' ' ')
+wait $pid
+rc=$?
+if [ "${stolen%% *}" = 1 ]; then
+    expect_rc 1
+    expect_eq "$(tail -n 1 "$err")" "xfer-search: search 2: lease lost (another process took it over); not writing" \
+        "the last line of a search taken over"
+    expect_eq "1 $(sqlite3 "$T/race.db" "SELECT count(*) FROM search_steps s JOIN searches h ON h.id = s.search_id
+        WHERE h.optimizer = 'nao'") " "$stolen" "steps written after the search was taken over"
+else
+    echo "SKIP [$name] the nao search ended before it could be taken over"
+fi
 
 # --json: every evaluation, the best marked; constraints respected
 lim=700000
@@ -141,7 +246,9 @@ else
     tail -n 1 "$err" | grep -q "^xfer-search: interrupted after [0-9] evaluations: the same command resumes search 1$" &&
         ok || bad "no 'interrupted' line"
 fi
-"$BIN/xfer-search" --db "$T/kill.db" $srun >"$out" 2>"$err" &
+# killed with leases of a minute: the resume takes the search and the run
+# over at once (their process is gone), not when the leases run out
+"$BIN/xfer-search" --db "$T/kill.db" $srun --lease 60 >"$out" 2>"$err" &
 pid=$!
 wait_steps "$T/kill.db" 2
 sleep 0.3
@@ -149,8 +256,19 @@ kill -KILL $pid
 wait $pid 2>/dev/null
 expect_eq "$(sqlite3 "$T/kill.db" "SELECT count(*) FROM search_steps WHERE observed IS NULL")" 1 \
     "an unfinished step after SIGKILL"
+killed_run=$(sqlite3 "$T/kill.db" "SELECT r.status FROM search_steps s JOIN runs r ON r.id = s.run_id
+    WHERE s.observed IS NULL")
 run search --db "$T/kill.db" $srun
 expect_rc 0
+grep -q "is held by another worker" "$err" && bad "the resume waited for the killed process's run lease" || ok
+grep -q "^xfer-search: search 1: taking it over from $(uname -n):$pid:[0-9]* (its process is gone)$" "$err" && ok ||
+    bad "the killed process's search not taken over"
+if [ "$killed_run" = running ]; then
+    grep -q "^xfer-search: run [0-9]*'s worker $(uname -n):$pid:[0-9]* is gone: taking the run over$" "$err" && ok ||
+        bad "the killed process's run not taken over"
+else
+    echo "SKIP [$name] SIGKILL came while step 3's run was $killed_run: no run lease to take over"
+fi
 grep -q "resumed: 2 of 3 done" "$err" && ok || bad "not resumed at step 2"
 expect_eq "$(steps "$T/kill.db")" "$ref" "steps after SIGTERM, SIGKILL and resume"
 expect_eq "$(cat "$out")" "$ref_out" "result after SIGTERM, SIGKILL and resume"

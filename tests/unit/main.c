@@ -13,7 +13,7 @@
 #define SUITE(X) X(store) X(space) X(space_darts) X(builder) X(idx) X(cifar) X(import) X(npy) X(svhn) X(imgfolder) X(nn_data) \
     X(nn_conv) X(nn_ops) X(nn_net) X(nn_golden) X(nn_threads) X(nn_device) X(cuda_ops) \
     X(tape) X(xfer) X(ranker) X(earlystop) X(search) \
-    X(meta_proxies)
+    X(meta_proxies) X(meta_queue)
 #endif
 
 #define DECLARE(s)                                                                                 \
