@@ -888,13 +888,13 @@ static int cmd_probe(int argc, char **argv, XErr *e)
         rc = e->code;
     if (!rc && !have) {
         XErr te = { 0 };
-        if ((rc = meta_dataset_task(&st, did, &task, mean, std, &te)))
-            rc = strstr(te.msg, "no stored task")
-                     ? xerr_set(e, XE_FAIL,
-                                "dataset '%s' has no stored task (imported runs only): probes train on its images"
-                                " ('xfer-ingest add'); an export of its runs carries the probes it had",
-                                o.dataset)
-                     : (*e = te, rc);
+        if ((rc = meta_dataset_task(&st, did, &task, mean, std, &te)) && strstr(te.msg, "no stored task"))
+            rc = xerr_set(e, XE_FAIL,
+                          "dataset '%s' has no stored task (imported runs only): probes train on its images"
+                          " ('xfer-ingest add'); an export of its runs carries the probes it had",
+                          o.dataset);
+        else if (rc)
+            *e = te;
         else if (!(rc = taskfile_open(&t, task, e)) && (rc = nn_device_open(o.w.device, o.w.threads, &be, &used, e)))
             xerr_prefix(e, "--device %s: ", o.w.device);
         xfer_catch_signals();

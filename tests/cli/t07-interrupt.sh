@@ -1,7 +1,7 @@
 # SIGINT during an add: exit 3, and nothing left behind (no database, no
 # task directory, no temporary file). The signal comes after 1 s: the add
-# takes 2-3 s here, and a loaded machine can take 0.3 s to start the tool
-# (it died of the signal before catching it: exit 130).
+# takes 2-3 s here; with 0.3 s, a loaded machine once saw exit 130 (the
+# tool died of the signal, most likely before it caught signals).
 src=/usr/share/datasets/fashion-mnist
 if [ -d "$src" ]; then
     timeout --preserve-status -s INT 1 "$BIN/xfer-ingest" --db "$T/x.db" add "$src" --name f >"$out" 2>"$err"
